@@ -1,0 +1,6 @@
+"""retrodistill: turn rerankers into fast retrievers and serve them."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""Command-line interface. ``--help`` imports nothing heavy; each command imports what it needs."""

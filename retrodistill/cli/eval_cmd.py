@@ -1,0 +1,109 @@
+"""``retrodistill eval``: evaluate retrievers, run files or re-rankers on BEIR / TREC data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EPILOG = """\
+systems (--system KIND[:ARG][,key=value...], repeatable):
+  bm25s                     BM25 with bm25s (k1, b, method, stopwords, stemmer)
+  pyserini                  Lucene BM25 via pyserini 0.22.1 (k1, b); pip install 'retrodistill[pyserini]'
+  dense:MODEL               sentence-transformers model id or folder (index=flat|numpy, batch_size, ...)
+  run:FILE                  a TREC run file, evaluated as-is
+  any spec takes label=NAME to name its row.
+with --candidates, systems re-rank the candidate lists (dense:MODEL, run:FILE).
+
+examples:
+  retrodistill eval --dataset beir/scifact/test --system bm25s --system dense:sentence-transformers/all-MiniLM-L6-v2
+  retrodistill eval --dataset path/to/scifact --split test --system bm25s --system pyserini
+  retrodistill eval --qrels 2019qrels-pass.txt --queries msmarco-test2019-queries.tsv \\
+      --candidates rank_llm/BM25/retrieve_results_dl19.json.gz --system dense:sentence-transformers/all-MiniLM-L6-v2
+  retrodistill eval --config eval/configs/scifact.json
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate systems on a BEIR / ir_datasets / TREC DL dataset",
+        description="Evaluate retrievers, run files or re-rankers; print a table with paired significance "
+        "and write runs, metrics.json, config.json and metrics.png to an output folder.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", type=Path, help="a JSON or YAML file with the same keys as the flags")
+    p.add_argument("--dataset", "-d", help="ir_datasets id (beir/scifact/test) or BEIR folder")
+    p.add_argument("--split", help="qrels split of a BEIR folder (default test)")
+    p.add_argument("--qrels", help="TREC or BEIR qrels file (overrides the dataset's)")
+    p.add_argument("--queries", help="queries TSV (qid<TAB>text) for a re-ranking task")
+    p.add_argument("--candidates", help="rank_llm JSON, TREC run, or a retriever spec (bm25s) to re-rank")
+    p.add_argument("--system", "-s", action="append", dest="systems", help="system spec (repeatable)")
+    p.add_argument("--measure", "-m", action="append", dest="measures", help="ir_measures name (repeatable)")
+    p.add_argument("--k", type=int, help="documents retrieved per query (default 1000)")
+    p.add_argument("--depth", type=int, help="re-rank only the top DEPTH candidates")
+    p.add_argument("--baseline", help="system name the others are tested against (default: first row)")
+    p.add_argument("--significance", choices=["t-test", "randomization"], help="paired test (default t-test)")
+    p.add_argument("--output", "-o", help="output folder (default eval/runs/<dataset>-<time>)")
+    p.add_argument("--cache-dir", help="embedding cache (default $RETRODISTILL_CACHE or ~/.cache/retrodistill)")
+    p.add_argument("--no-plot", dest="plot", action="store_false", default=None, help="skip metrics.png")
+    p.set_defaults(handler=run)
+
+
+def load_config_file(path: Path) -> dict[str, object]:
+    from retrodistill.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            import json
+
+            data = json.loads(text)
+    except Exception as exc:
+        raise ConfigError(f"{path}: cannot parse config ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping of keys to values")
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from retrodistill.eval.config import EvalConfig
+    from retrodistill.eval.harness import run_evaluation
+    from retrodistill.eval.report import default_output_dir, render_table, write_outputs
+
+    values: dict[str, object] = load_config_file(args.config) if args.config else {}
+    for key in (
+        "dataset",
+        "split",
+        "qrels",
+        "queries",
+        "candidates",
+        "systems",
+        "measures",
+        "k",
+        "depth",
+        "baseline",
+        "significance",
+        "output",
+        "cache_dir",
+        "plot",
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            values[key] = value
+    config = EvalConfig(**values)
+    report = run_evaluation(config, show_progress=not args.quiet)
+    output = Path(config.output) if config.output else default_output_dir(report)
+    write_outputs(report, output)
+    console = Console()
+    console.print(render_table(report))
+    console.print(f"runs, metrics.json, config.json{' and metrics.png' if config.plot else ''} in {output}/")
+    return 0

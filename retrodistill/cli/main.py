@@ -1,0 +1,72 @@
+"""``retrodistill`` entry point: argument parsing, logging, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from retrodistill import __version__
+
+COMMANDS = {
+    "eval": "retrodistill.cli.eval_cmd",
+    "data": "retrodistill.cli.data_cmd",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="retrodistill",
+        description="Turn rerankers into fast retrievers: first stages, teachers, students, FAISS, evaluation.",
+    )
+    parser.add_argument("--version", action="version", version=f"retrodistill {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS.values():
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def _configure_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("sentence_transformers", "transformers", "huggingface_hub", "httpx", "faiss", "bm25s", "jnius"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.quiet)
+    from pydantic import ValidationError
+
+    from retrodistill.errors import RetrodistillError
+
+    try:
+        return int(args.handler(args) or 0)
+    except RetrodistillError as exc:
+        print(f"retrodistill: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        print(f"retrodistill: error: invalid configuration: {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("retrodistill: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: measures (ir_measures), per-query scores, paired significance, tables and reports."""

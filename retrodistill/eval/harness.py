@@ -1,0 +1,180 @@
+"""The evaluation job: load data, run or re-rank with each system, score, compare, write outputs."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retrodistill.data.records import Dataset, Run
+from retrodistill.errors import ConfigError
+from retrodistill.eval.config import EvalConfig
+from retrodistill.eval.measures import Evaluation, evaluate, parse_measures
+from retrodistill.eval.significance import paired_test
+from retrodistill.specs import SystemSpec, parse_spec
+
+log = logging.getLogger("retrodistill.eval")
+
+
+@dataclass
+class SystemResult:
+    name: str
+    spec: str
+    run: Run
+    evaluation: Evaluation
+    seconds: float
+    peak_rss_mb: float
+    pvalues: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    config: EvalConfig
+    dataset: str
+    n_queries: int
+    n_docs: int
+    measures: list[str]
+    baseline: str
+    results: list[SystemResult]
+    output_dir: Path | None = None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_data(config: EvalConfig) -> Dataset:
+    if config.dataset is None:
+        from retrodistill.data.rankllm import load_rerank_task
+
+        return load_rerank_task(config.qrels, config.candidates, config.queries)
+    from retrodistill.data.load import load_dataset
+
+    dataset = load_dataset(config.dataset, config.split)
+    if config.qrels:
+        from dataclasses import replace
+
+        from retrodistill.data.trec import read_qrels
+
+        dataset = replace(dataset, qrels=read_qrels(config.qrels))
+    return dataset
+
+
+def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
+    from retrodistill.retrieval import RERANKERS, RETRIEVERS
+
+    specs = [parse_spec(text) for text in config.systems]
+    measure_names = [str(m) for m in parse_measures(config.measures)]
+    rerank_mode = config.candidates is not None
+    registry = RERANKERS if rerank_mode else RETRIEVERS
+    for spec in specs:
+        if spec.kind != "run":
+            registry.get(spec.kind)
+    _check_unique([s.name for s in specs])
+
+    dataset = load_data(config)
+    queries = dataset.judged_queries()
+    results: list[SystemResult] = []
+
+    def record(spec: SystemSpec | str, run: Run, seconds: float) -> None:
+        name = spec.name if isinstance(spec, SystemSpec) else spec
+        text = name if isinstance(spec, str) else ",".join([name, *(f"{k}={v}" for k, v in spec.options.items())])
+        evaluation = evaluate(run, dataset.qrels, config.measures)
+        results.append(SystemResult(name, text, run, evaluation, seconds, peak_rss_mb()))
+        log.info("%s: %s (%.1f s)", name, _fmt(evaluation.aggregate), seconds)
+
+    candidates = dataset.candidates
+    if rerank_mode:
+        start = time.perf_counter()
+        if candidates is None:
+            candidates = _first_stage(config.candidates, dataset, config, show_progress)
+        cand_name = "candidates" if dataset.candidates is not None else parse_spec(config.candidates).name
+        record(cand_name, candidates, time.perf_counter() - start)
+
+    for spec in specs:
+        start = time.perf_counter()
+        if spec.kind == "run":
+            run = _read_run(spec)
+        elif rerank_mode:
+            reranker = _build(RERANKERS.get(spec.kind), spec, config)
+            run = reranker.rerank(dataset.queries, candidates, dataset.corpus, config.depth, show_progress)
+        else:
+            retriever = _build(RETRIEVERS.get(spec.kind), spec, config)
+            retriever.index(dataset.corpus)
+            run = retriever.retrieve(queries, config.k, show_progress)
+        record(spec, run, time.perf_counter() - start)
+
+    names = [r.name for r in results]
+    baseline = config.baseline or names[0]
+    if baseline not in names:
+        raise ConfigError(f"baseline {baseline!r} is not among the systems: {', '.join(names)}")
+    base = next(r for r in results if r.name == baseline)
+    qids = list(dataset.qrels)
+    for result in results:
+        if result is base:
+            continue
+        for measure in measure_names:
+            a = [result.evaluation.per_query[measure][q] for q in qids]
+            b = [base.evaluation.per_query[measure][q] for q in qids]
+            result.pvalues[measure] = paired_test(a, b, config.significance)
+    return Report(config, dataset.name, len(queries), len(dataset.corpus), measure_names, baseline, results)
+
+
+def _first_stage(spec_text: str, dataset: Dataset, config: EvalConfig, show_progress: bool) -> Run:
+    path = Path(spec_text)
+    if path.is_file():
+        from retrodistill.data.trec import read_run
+
+        run = read_run(path)
+        missing = sum(1 for docs in run.values() for d in docs if d not in dataset.corpus)
+        if missing:
+            raise ConfigError(f"{path}: {missing} candidate documents are not in the corpus of {dataset.name}")
+        return run
+    from retrodistill.retrieval import RETRIEVERS
+
+    spec = parse_spec(spec_text)
+    retriever = _build(RETRIEVERS.get(spec.kind), spec, config)
+    retriever.index(dataset.corpus)
+    return retriever.retrieve(dataset.judged_queries(), config.depth or 100, show_progress)
+
+
+def _build(cls: type, spec: SystemSpec, config: EvalConfig) -> object:
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = dict(spec.options)
+    unknown = [key for key in kwargs if key not in params]
+    if unknown:
+        allowed = [p for p in params if p not in ("self", "model")]
+        raise ConfigError(f"unknown option {unknown[0]!r} for {spec.kind}; it takes: {', '.join(allowed)}")
+    if "cache_dir" in params and config.cache_dir and "cache_dir" not in kwargs:
+        kwargs["cache_dir"] = config.cache_dir
+    if "model" in params:
+        if not spec.arg:
+            raise ConfigError(f"{spec.kind} needs a model: write {spec.kind}:MODEL_ID_OR_PATH")
+        return cls(spec.arg, **kwargs)
+    if spec.arg:
+        raise ConfigError(f"{spec.kind} takes no ':{spec.arg}' argument; pass options as {spec.kind},key=value")
+    return cls(**kwargs)
+
+
+def _read_run(spec: SystemSpec) -> Run:
+    from retrodistill.data.trec import read_run
+
+    if not spec.arg:
+        raise ConfigError("run needs a file: write run:PATH")
+    return read_run(spec.arg)
+
+
+def _check_unique(names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"two systems are named {name!r}; give one a label, e.g. {name},label=other")
+        seen.add(name)
+
+
+def _fmt(values: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in values.items())

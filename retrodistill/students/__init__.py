@@ -1,0 +1,1 @@
+"""Students: bi-encoders (and, later, late-interaction models) that embed queries and passages."""

@@ -1,0 +1,110 @@
+"""A bi-encoder over any sentence-transformers model id or folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from retrodistill.errors import ConfigError
+
+
+class BiEncoder:
+    """Embeds queries and passages with one sentence-transformers model.
+
+    ``encode_queries`` and ``encode_passages`` return float32 arrays of shape (n, dim). With
+    ``normalize=True`` (default) rows are unit-length, so inner product = cosine similarity,
+    in [-1, 1], higher = more relevant. ``query_prefix`` / ``passage_prefix`` are prepended to
+    texts for models trained with instructions (e5: "query: ", "passage: ").
+    """
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 64,
+        normalize: bool = True,
+        max_seq_length: int | None = None,
+        device: str | None = None,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(model, device=device)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"cannot load sentence-transformers model {model!r} ({first}); check the id or path, "
+                "and HF_HUB_CACHE / HF_HUB_OFFLINE when offline"
+            ) from None
+        if max_seq_length:
+            self.model.max_seq_length = int(max_seq_length)
+        self.model_id = model
+        self.batch_size = int(batch_size)
+        self.normalize = normalize
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self._revision: str | None = None
+
+    @property
+    def revision(self) -> str:
+        """The hub commit, or a content hash of a local model folder's weights."""
+        if self._revision is None:
+            self._revision = _model_revision(self.model_id)
+        return self._revision
+
+    @property
+    def dim(self) -> int:
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def fingerprint(self) -> str:
+        """Identifies the weights and the encoding settings (for caches and manifests)."""
+        revision = self.revision
+        key = "|".join(
+            map(
+                str,
+                (revision, self.normalize, self.model.max_seq_length, self.query_prefix, self.passage_prefix),
+            )
+        )
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode([self.query_prefix + t for t in texts], show_progress)
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode([self.passage_prefix + t for t in texts], show_progress)
+
+    def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _model_revision(model_id: str) -> str:
+    """``id@commit`` for a hub model found in the local cache, a content hash for a local folder."""
+    if os.path.isdir(model_id):
+        digest = hashlib.sha256()
+        for name in sorted(os.listdir(model_id)):
+            if name.endswith((".safetensors", ".bin")):
+                with open(os.path.join(model_id, name), "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 22), b""):
+                        digest.update(block)
+        return f"{os.path.abspath(model_id)}#sha256:{digest.hexdigest()[:16]}"
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(model_id, local_files_only=True)
+    except Exception:
+        return model_id
+    return f"{model_id}@{os.path.basename(os.path.normpath(folder))}"
