@@ -26,8 +26,8 @@ class ConfigError(RetrodistillError):
 class MissingDependencyError(RetrodistillError):
     """An optional dependency is not installed; the message carries the pip command."""
 
-    def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
-        fix = f"pip install 'retrodistill[{extra}]'" if extra else f"pip install {package}"
+    def __init__(self, package: str, extra: str | None = None, purpose: str = "", fix: str | None = None) -> None:
+        fix = fix or (f"pip install 'retrodistill[{extra}]'" if extra else f"pip install {package}")
         what = f" (needed for {purpose})" if purpose else ""
         super().__init__(f"the optional package '{package}' is not installed{what}; fix: {fix}")
         self.package = package

@@ -8,7 +8,7 @@ from pathlib import Path
 EPILOG = """\
 systems (--system KIND[:ARG][,key=value...], repeatable):
   bm25s                     BM25 with bm25s (k1, b, method, stopwords, stemmer)
-  pyserini                  Lucene BM25 via pyserini 0.22.1 (k1, b); pip install 'retrodistill[pyserini]'
+  pyserini                  Lucene BM25 via pyserini 0.22.1 (k1, b, threads, index_dir); see README
   dense:MODEL               sentence-transformers model id or folder (index=flat|numpy, batch_size, ...)
   run:FILE                  a TREC run file, evaluated as-is
   any spec takes label=NAME to name its row.
@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(config.output) if config.output else default_output_dir(report)
     write_outputs(report, output)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
     console.print(render_table(report))
     console.print(f"runs, metrics.json, config.json{' and metrics.png' if config.plot else ''} in {output}/")
     return 0

@@ -32,13 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("sentence_transformers", "transformers", "huggingface_hub", "httpx", "faiss", "bm25s", "jnius"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    """retrodistill's own INFO lines; only warnings and errors from libraries (they set their own levels)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda record: record.name.startswith("retrodistill") or record.levelno >= logging.ERROR)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if quiet:

@@ -30,20 +30,21 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     """
     path = Path(path)
     qrels: Qrels = {}
+    columns = 0
     for number, line in _lines(path):
         parts = line.split()
-        if len(parts) == 4:
-            qid, _, docid, grade = parts
-        elif len(parts) == 3:
-            qid, docid, grade = parts
-            if number == 1 and not _is_int(grade):
-                continue  # BEIR header: query-id corpus-id score
-        else:
+        if number == 1 and len(parts) == 3 and not _is_int(parts[2]):
+            continue  # BEIR header: query-id corpus-id score
+        if columns == 0 and len(parts) in (3, 4):
+            columns = len(parts)
+        if len(parts) != columns:
+            layout = "qid iter docid grade" if columns == 4 else "qid docid score"
             raise DataError(
-                f"expected 4 columns (qid iter docid grade) or 3 (qid docid score), got {len(parts)}",
+                f"expected {columns or '3 or 4'} columns ({layout}) like the first line, got {len(parts)}",
                 str(path),
                 number,
             )
+        qid, docid, grade = (parts[0], parts[2], parts[3]) if columns == 4 else parts
         if not _is_int(grade):
             raise DataError(f"relevance grade {grade!r} is not an integer", str(path), number)
         qrels.setdefault(qid, {})[docid] = int(grade)

@@ -33,6 +33,7 @@ def parse_measures(names: list[str] | tuple[str, ...]) -> list[object]:
 class Evaluation:
     """Mean values and per-query values, keyed by the measure's ir_measures name.
 
+    nDCG follows trec_eval (linear gain = grade), as BEIR and pyserini report it.
     Every judged query counts: a query the run does not answer scores 0 on every measure
     (pytrec_eval alone would silently drop it from the mean).
     """

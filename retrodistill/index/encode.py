@@ -46,7 +46,7 @@ def encode_corpus(
     encoder: PassageEncoder,
     docs: Sequence[Document],
     cache_dir: str | os.PathLike[str] | None = None,
-    shard_size: int = 1024,
+    shard_size: int = 256,
     show_progress: bool = True,
 ) -> np.ndarray:
     """Embeddings of ``docs`` in their order, float32 (n, dim), resuming from cached shards."""

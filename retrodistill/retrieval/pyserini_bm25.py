@@ -13,11 +13,18 @@ from retrodistill.data.records import Document
 from retrodistill.errors import MissingDependencyError, RetrodistillError
 from retrodistill.retrieval.base import Retriever
 
+# pyserini 0.22.1 declares dependencies that do not build on Python 3.11 (nmslib) and are not
+# needed for Lucene BM25, so it is installed without them and the few it imports come from the extra.
+PIP_FIX = "pip install 'retrodistill[pyserini]' && pip install --no-deps pyserini==0.22.1"
 _JAVA_FIX = (
     "pyserini needs a Java 11+ runtime: install Java 17 (apt-get install openjdk-17-jdk-headless) and set JAVA_HOME"
 )
 # Without this, log4j2 cannot find Anserini's logger context from a JNI thread and ignores -quiet.
 _QUIET_LOGS = "-Dlog4j2.contextSelector=org.apache.logging.log4j.core.selector.BasicContextSelector"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def _ensure_java_home() -> None:
@@ -39,18 +46,20 @@ def _pyserini() -> tuple[Any, Any]:
         import jnius_config
         import pyserini  # noqa: F401
     except ImportError as exc:
-        raise MissingDependencyError("pyserini", extra="pyserini", purpose="Lucene BM25") from exc
+        raise MissingDependencyError("pyserini", purpose="Lucene BM25", fix=PIP_FIX) from exc
     _ensure_java_home()
     if not jnius_config.vm_running and _QUIET_LOGS not in jnius_config.get_options():
         jnius_config.add_options(_QUIET_LOGS)
     try:
         from pyserini.pyclass import autoclass
         from pyserini.search.lucene import LuceneSearcher
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:  # a module pyserini imports eagerly (pandas, onnxruntime, ...)
         package = exc.name.split(".")[0] if exc.name else "pyserini"
-        raise MissingDependencyError(package, extra="pyserini", purpose="Lucene BM25") from exc
+        raise MissingDependencyError(package, purpose="Lucene BM25", fix=PIP_FIX) from exc
+    except ImportError as exc:
+        raise RetrodistillError(f"pyserini 0.22.1 failed to import: {_one_line(exc)}") from exc
     except Exception as exc:  # pyjnius raises bare Exception/RuntimeError when no JVM loads
-        raise RetrodistillError(f"could not start the JVM ({exc}); {_JAVA_FIX}".replace("\n", " ")) from exc
+        raise RetrodistillError(f"could not start the JVM ({_one_line(exc)}); {_JAVA_FIX}") from exc
     return autoclass("io.anserini.index.IndexCollection"), LuceneSearcher
 
 

@@ -1,0 +1,80 @@
+"""Test setup: point the standard offline variables at the shared mirror, and give tests small real data.
+
+The Makefile exports the same variables; the defaults here make a bare ``pytest`` work too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RETRODISTILL_SHARED", ROOT.parent / "shared"))
+DATA = Path(os.environ.get("RETRODISTILL_TEST_DATA", SHARED / "data"))
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+if (SHARED / "hf-hub").is_dir():
+    os.environ.setdefault("HF_HUB_CACHE", str(SHARED / "hf-hub"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not (DATA / "scifact" / "corpus.jsonl.gz").is_file():
+        raise pytest.UsageError(
+            f"test data not found at {DATA}; set RETRODISTILL_TEST_DATA to the shared data folder (make test does)"
+        )
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def irds_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A writable ir_datasets home (ir_datasets writes caches beside its downloads)."""
+    if os.environ.get("IR_DATASETS_HOME"):
+        return Path(os.environ["IR_DATASETS_HOME"])
+    home = tmp_path_factory.mktemp("irds")
+    shutil.copytree(SHARED / "ir_datasets", home, dirs_exist_ok=True)
+    os.environ["IR_DATASETS_HOME"] = str(home)
+    return home
+
+
+def _read_jsonl_gz(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def scifact_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real BEIR folder cut from SciFact: 40 test queries, their judged docs and 400 other docs."""
+    src = DATA / "scifact"
+    lines = (src / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], [line.split("\t") for line in lines[1:] if line.strip()]
+    qids = list(dict.fromkeys(r[0] for r in rows))[:40]
+    rows = [r for r in rows if r[0] in qids]
+    judged = {r[1] for r in rows}
+    corpus = _read_jsonl_gz(src / "corpus.jsonl.gz")
+    docs = [d for d in corpus if d["_id"] in judged] + [d for d in corpus[:400] if d["_id"] not in judged]
+    queries = [q for q in _read_jsonl_gz(src / "queries.jsonl.gz") if q["_id"] in qids]
+    out = tmp_path_factory.mktemp("scifact_slice")
+    (out / "qrels").mkdir()
+    (out / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    (out / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries), encoding="utf-8")
+    body = "\r\n".join([header.rstrip("\r"), *("\t".join(c.rstrip("\r") for c in r) for r in rows)]) + "\r\n"
+    (out / "qrels" / "test.tsv").write_text(body, encoding="utf-8", newline="")
+    return out
+
+
+@pytest.fixture(scope="session")
+def bi_encoder():
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    return BiEncoder(MODEL, batch_size=32)
