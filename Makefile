@@ -1,0 +1,62 @@
+# retrodistill: `make demo` and `make test` work on a fresh machine with nothing installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= $(abspath $(CURDIR)/../shared)
+
+# Offline mirror of the hub and the datasets, when the project sits beside ../shared (CI, dev machines).
+ifneq ($(wildcard $(SHARED)/hf-hub),)
+export HF_HUB_CACHE ?= $(SHARED)/hf-hub
+export HF_HUB_OFFLINE ?= 1
+export RETRODISTILL_TEST_DATA ?= $(SHARED)/data
+endif
+export IR_DATASETS_HOME ?= $(CURDIR)/.cache/ir_datasets
+export RETRODISTILL_CACHE ?= $(CURDIR)/.cache/retrodistill
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test lint java irds eval-foundation clean
+
+install: $(STAMP)
+
+# torch first, pinned to the CPU wheel; a bare `torch` requirement resolved first can pull a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,pyserini]'
+	$(BIN)/pip install -q --no-deps pyserini==0.22.1
+	touch $@
+
+# ir_datasets writes caches beside its downloads, so it gets a writable copy of the mirror.
+irds: $(IR_DATASETS_HOME)/.ready
+$(IR_DATASETS_HOME)/.ready:
+	mkdir -p $(IR_DATASETS_HOME)
+	if [ -d $(SHARED)/ir_datasets ]; then cp -r $(SHARED)/ir_datasets/. $(IR_DATASETS_HOME)/ && chmod -R u+w $(IR_DATASETS_HOME); fi
+	touch $@
+
+# pyserini 0.22.1 needs Java 11+ (Debian's 17); install it when missing and we may.
+java:
+	@command -v java >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless >/dev/null; } || \
+	  echo "warning: no Java found; the pyserini backend and its tests need Java 17"
+
+demo: $(STAMP) irds
+	$(BIN)/retrodistill eval --dataset beir/scifact/test \
+	  --system bm25s --system dense:sentence-transformers/all-MiniLM-L6-v2 --output eval/runs/demo
+
+test: $(STAMP) irds java
+	$(BIN)/ruff check retrodistill tests
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check retrodistill tests
+	$(BIN)/ruff format --check retrodistill tests
+
+# The foundation figures recorded in eval/results/ (about 15 minutes on 2 cores).
+eval-foundation: $(STAMP) irds java
+	bash eval/run_foundation.sh
+
+clean:
+	rm -rf $(VENV) .cache eval/runs
