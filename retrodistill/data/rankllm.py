@@ -65,7 +65,7 @@ def load_rerank_task(
         raise DataError("no judged query has candidates; do these qrels match the candidate file?", str(qrels_path))
     run = {qid: run[qid] for qid in qrels}
     return build_dataset(
-        name or Path(candidates_path).name.split(".")[0],
+        name or f"{Path(candidates_path).parent.name}/{Path(candidates_path).name.split('.')[0]}",
         docs,
         queries,
         qrels,
