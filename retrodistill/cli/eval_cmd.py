@@ -50,31 +50,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def load_config_file(path: Path) -> dict[str, object]:
-    from retrodistill.errors import ConfigError
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            import json
-
-            data = json.loads(text)
-    except Exception as exc:
-        raise ConfigError(f"{path}: cannot parse config ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must hold a mapping of keys to values")
-    return data
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from retrodistill.cli.configfile import load_config_file
     from retrodistill.eval.config import EvalConfig
     from retrodistill.eval.harness import run_evaluation
     from retrodistill.eval.report import default_output_dir, render_table, write_outputs

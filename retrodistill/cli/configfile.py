@@ -1,0 +1,27 @@
+"""Reading JSON / YAML config files for the commands that take one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from retrodistill.errors import ConfigError
+
+
+def load_config_file(path: Path) -> dict[str, object]:
+    """A mapping from a .json, .yaml or .yml file; anything else is a one-line ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        raise ConfigError(f"{path}: cannot parse config ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping of keys to values")
+    return data
