@@ -16,7 +16,7 @@ export IR_DATASETS_HOME ?= $(CURDIR)/.cache/ir_datasets
 export RETRODISTILL_CACHE ?= $(CURDIR)/.cache/retrodistill
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint java irds eval-foundation clean
+.PHONY: install demo test lint java chromium irds eval-foundation clean
 
 install: $(STAMP)
 
@@ -42,11 +42,19 @@ java:
 	  apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless >/dev/null; } || \
 	  echo "warning: no Java found; the pyserini backend and its tests need Java 17"
 
+# Headless Chromium for the web-page test (Debian's package; playwright drives /usr/bin/chromium).
+chromium:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "warning: no chromium found; the web-page test needs it"
+
 demo: $(STAMP) irds
 	$(BIN)/retrodistill eval --dataset beir/scifact/test \
 	  --system bm25s --system dense:sentence-transformers/all-MiniLM-L6-v2 --output eval/runs/demo
+	@echo "== index + serve: build indexes/scifact-demo and answer one query over HTTP"
+	BIN=$(BIN) bash serve/demo_query.sh sentence-transformers/all-MiniLM-L6-v2 indexes/scifact-demo
 
-test: $(STAMP) irds java
+test: $(STAMP) irds java chromium
 	$(BIN)/ruff check retrodistill tests
 	$(BIN)/python -m pytest -q
 

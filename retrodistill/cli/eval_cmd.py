@@ -11,8 +11,11 @@ systems (--system KIND[:ARG][,key=value...], repeatable):
   pyserini                  Lucene BM25 via pyserini 0.22.1 (k1, b, threads, index_dir); see README
   dense:MODEL               sentence-transformers model id or folder (index=flat|numpy, batch_size, ...)
   run:FILE                  a TREC run file, evaluated as-is
+  index:DIR                 an index directory from `retrodistill index build` (nprobe, efSearch, batch_size)
+  server:URL                a running `retrodistill serve` (api_key, batch, rerank); --k at most its max_k
   any spec takes label=NAME to name its row.
-with --candidates, systems re-rank the candidate lists (dense:MODEL, run:FILE).
+with --candidates, systems re-rank the candidate lists: dense:MODEL, colbert:MODEL (exact MaxSim),
+cross-encoder:MODEL, llm:MODEL,mode=ql|yesno|prp|listwise (teachers), run:FILE.
 
 examples:
   retrodistill eval --dataset beir/scifact/test --system bm25s --system dense:sentence-transformers/all-MiniLM-L6-v2

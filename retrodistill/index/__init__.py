@@ -1,4 +1,5 @@
-"""Vector indexes over student embeddings: one registry, exact ``flat`` (FAISS) and ``numpy`` (oracle)."""
+"""Vector indexes over student embeddings: one registry, exact ``flat`` (FAISS) and ``numpy`` (oracle),
+approximate ``hnsw``, ``ivf`` and ``ivfpq``."""
 
 from __future__ import annotations
 
@@ -7,3 +8,6 @@ from retrodistill.registry import Registry
 INDEX_TYPES = Registry("index type")
 INDEX_TYPES.register("flat", "retrodistill.index.flat:FaissFlatIndex", "exact inner product, FAISS IndexFlatIP")
 INDEX_TYPES.register("numpy", "retrodistill.index.numpy_flat:NumpyFlatIndex", "exact, chunked numpy (oracle)")
+INDEX_TYPES.register("hnsw", "retrodistill.index.hnsw:HNSWIndex", "HNSW graph (M, efConstruction, efSearch)")
+INDEX_TYPES.register("ivf", "retrodistill.index.ivf:IVFIndex", "inverted file, full vectors (nlist, nprobe)")
+INDEX_TYPES.register("ivfpq", "retrodistill.index.ivfpq:IVFPQIndex", "inverted file + PQ codes (nlist, nprobe, m)")

@@ -1,8 +1,10 @@
-"""The vector index interface: add float32 vectors, search top-k by inner product in bounded memory."""
+"""The vector index interface: train (when needed), add float32 vectors, search top-k by inner product, save, load."""
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
@@ -11,8 +13,12 @@ class VectorIndex(ABC):
     """Inner-product top-k search. ``search`` walks the queries in chunks of ``query_chunk`` rows,
     so no (queries x corpus) score matrix larger than ``query_chunk x ntotal`` is ever built.
 
-    Returns ``(scores, ids)``, both (n_queries, k): float32 inner products best first, and int64
-    row numbers in insertion order (-1 where fewer than k vectors exist).
+    Returns ``(scores, ids)``, both (n_queries, k): float32 inner products best first (approximate
+    indexes return their own estimate of it, e.g. PQ-decoded), and int64 row numbers in insertion
+    order (-1 where fewer than k vectors were found).
+
+    Indexes that learn from data (IVF, PQ) are trained by ``train``; ``add`` trains on its own
+    vectors first when ``train`` was not called. ``save`` writes one file; ``load`` reads it back.
     """
 
     name = "index"
@@ -25,8 +31,24 @@ class VectorIndex(ABC):
     @abstractmethod
     def ntotal(self) -> int: ...
 
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved build and search parameters (written to an index manifest)."""
+        return {}
+
+    def train(self, vectors: np.ndarray) -> None:
+        """Learn the index structure (coarse centroids, codebooks) from a sample of vectors."""
+        self._train(self._check(vectors))
+
     def add(self, vectors: np.ndarray) -> None:
-        self._add(self._check(vectors))
+        vectors = self._check(vectors)
+        if not self.is_trained:
+            self._train(vectors)
+        self._add(vectors)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = self._check(queries)
@@ -40,15 +62,28 @@ class VectorIndex(ABC):
         for start in range(0, len(queries), self.query_chunk):
             chunk = queries[start : start + self.query_chunk]
             s, i = self._search(chunk, kk)
+            s = np.where(i < 0, -np.inf, s).astype(np.float32, copy=False)
             scores[start : start + len(chunk), :kk] = s
             ids[start : start + len(chunk), :kk] = i
         return scores, ids
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index to one file (FAISS's own format; never pickle)."""
+        raise NotImplementedError(f"{self.name} indexes cannot be saved")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], query_chunk: int = 256, **params: Any) -> VectorIndex:
+        """Read an index written by ``save``; ``params`` may change search-time settings (efSearch, nprobe)."""
+        raise NotImplementedError(f"{cls.name} indexes cannot be loaded")
 
     def _check(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"{self.name}: expected vectors of shape (n, {self.dim}), got {vectors.shape}")
         return vectors
+
+    def _train(self, vectors: np.ndarray) -> None:  # noqa: B027 - optional hook
+        """Learn from ``vectors``; nothing to learn by default."""
 
     @abstractmethod
     def _add(self, vectors: np.ndarray) -> None: ...

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 
+from retrodistill.atomic import atomic_open
+from retrodistill.errors import ConfigError
 from retrodistill.index.base import VectorIndex
 
 
@@ -28,10 +33,33 @@ class NumpyFlatIndex(VectorIndex):
         self._blocks.append(vectors.copy())
         self._matrix = None
 
-    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """A plain ``.npy`` matrix (no pickle)."""
+        with atomic_open(path, "wb") as handle:
+            np.save(handle, self._matrix_all(), allow_pickle=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], query_chunk: int = 256, **params: Any) -> NumpyFlatIndex:
+        params.pop("device", None)
+        if params:
+            raise ConfigError(f"numpy takes no parameters, got: {', '.join(params)}")
+        try:
+            matrix = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read a numpy index ({exc})") from None
+        index = cls(matrix.shape[1], query_chunk)
+        index.add(matrix)
+        return index
+
+    def _matrix_all(self) -> np.ndarray:
         if self._matrix is None:
+            if not self._blocks:
+                return np.zeros((0, self.dim), dtype=np.float32)
             self._matrix = np.concatenate(self._blocks) if len(self._blocks) > 1 else self._blocks[0]
-        scores = queries @ self._matrix.T
+        return self._matrix
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = queries @ self._matrix_all().T
         n = scores.shape[1]
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(queries), 1))
         top_scores = np.take_along_axis(scores, top, axis=1)

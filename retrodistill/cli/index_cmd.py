@@ -1,0 +1,139 @@
+"""``retrodistill index``: build an index directory, compare two of them, show a manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+index types (--index TYPE[,key=value...]):
+  flat                      exact inner product (FAISS IndexFlatIP)
+  hnsw,M=32,efConstruction=200,efSearch=128
+  ivf,nlist=1024,nprobe=16  (nlist defaults to ~4*sqrt(n))
+  ivfpq,nlist=1024,nprobe=16,m=48   (m = pq_bytes = code bytes per vector; must divide the dimension)
+  numpy                     exact, numpy oracle (index.npy)
+
+examples:
+  retrodistill index build --model sentence-transformers/all-MiniLM-L6-v2 --corpus beir/scifact/test \\
+      --out indexes/scifact-minilm-flat
+  retrodistill index build --model models/student --corpus corpus.jsonl --index hnsw,M=32 --out indexes/hnsw
+  retrodistill index compare indexes/hnsw indexes/scifact-minilm-flat --queries beir/scifact/test --k 10
+  retrodistill index info indexes/scifact-minilm-flat
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "index",
+        help="build, compare and inspect FAISS index directories",
+        description="Encode a corpus with a sentence-transformers model and write a FAISS index directory "
+        "(index, doc ids, doc store, manifest.json); compare an approximate index with an exact one.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+
+    b = actions.add_parser("build", help="encode a corpus and write an index directory (resumable, atomic)")
+    b.add_argument("--model", required=True, help="sentence-transformers model id or folder (e.g. a trained student)")
+    b.add_argument("--corpus", required=True, help="ir_datasets id, BEIR folder, or JSONL of {_id, title, text}")
+    b.add_argument("--out", "-o", required=True, help="index directory to write")
+    b.add_argument("--index", default="flat", help="TYPE[,key=value...]: flat, hnsw, ivf, ivfpq, numpy (default flat)")
+    b.add_argument("--batch-size", type=int, default=64, help="encoder batch size (default 64)")
+    b.add_argument("--max-seq-length", type=int, help="truncate passages to this many tokens")
+    b.add_argument("--no-normalize", dest="normalize", action="store_false", help="keep raw (unnormalised) vectors")
+    b.add_argument("--query-prefix", default="", help="text prepended to queries (e.g. 'query: ')")
+    b.add_argument("--passage-prefix", default="", help="text prepended to passages (e.g. 'passage: ')")
+    b.add_argument("--shard-size", type=int, default=256, help="documents per resumable encoding shard")
+    b.add_argument("--cache-dir", help="embedding cache (default $RETRODISTILL_CACHE or ~/.cache/retrodistill)")
+    b.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="FAISS device (default auto)")
+    b.add_argument("--force", action="store_true", help="replace an existing index directory")
+    b.set_defaults(handler=run_build)
+
+    c = actions.add_parser("compare", help="recall@k and query time of index A against index B (e.g. flat)")
+    c.add_argument("a", help="index directory to judge (e.g. hnsw)")
+    c.add_argument("b", help="reference index directory (e.g. flat) built from the same corpus and model")
+    c.add_argument("--queries", required=True, help="ir_datasets id or BEIR folder whose queries to search")
+    c.add_argument("--split", default="test", help="qrels split of a BEIR folder (default test)")
+    c.add_argument("--k", type=int, default=10, help="recall@k cut-off (default 10)")
+    c.add_argument("--repeats", type=int, default=3, help="time the best of this many searches (default 3)")
+    c.add_argument("--output", help="also write the result as JSON here")
+    c.set_defaults(handler=run_compare)
+
+    i = actions.add_parser("info", help="print an index directory's manifest")
+    i.add_argument("path", help="index directory")
+    i.set_defaults(handler=run_info)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from retrodistill.index import INDEX_TYPES
+    from retrodistill.index.corpus import load_corpus
+    from retrodistill.index.store import build_index_dir, check_target
+    from retrodistill.specs import parse_spec
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    spec = parse_spec(args.index)
+    if spec.arg or spec.label:
+        from retrodistill.errors import ConfigError
+
+        raise ConfigError(f"--index takes TYPE[,key=value...], e.g. hnsw,M=32; got {args.index!r}")
+    INDEX_TYPES.get(spec.kind)
+    check_target(Path(args.out).absolute(), args.force)
+    corpus = load_corpus(args.corpus)
+    encoder = BiEncoder(
+        args.model,
+        batch_size=args.batch_size,
+        normalize=args.normalize,
+        max_seq_length=args.max_seq_length,
+        query_prefix=args.query_prefix,
+        passage_prefix=args.passage_prefix,
+    )
+    out = build_index_dir(
+        args.out,
+        encoder,
+        corpus,
+        args.corpus,
+        index_type=spec.kind,
+        index_params=spec.options,
+        cache_dir=args.cache_dir,
+        shard_size=args.shard_size,
+        overwrite=args.force,
+        device=args.device,
+        show_progress=not args.quiet,
+    )
+    print(f"index directory {out} ({spec.kind}, {len(corpus)} docs)")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from retrodistill.atomic import write_json
+    from retrodistill.data.load import load_dataset
+    from retrodistill.errors import ConfigError
+    from retrodistill.index.compare import compare_indexes
+    from retrodistill.index.store import load_index_dir
+
+    a, b = load_index_dir(args.a), load_index_dir(args.b)
+    if a.ids != b.ids:
+        raise ConfigError(f"{args.a} and {args.b} index different documents; build both from the same corpus")
+    if a.manifest["model"]["revision"] != b.manifest["model"]["revision"]:
+        raise ConfigError(f"{args.a} and {args.b} were built with different models; compare indexes of one model")
+    queries = load_dataset(args.queries, args.split).judged_queries()
+    vectors = a.open_encoder().encode_queries([q.text for q in queries])
+    result = compare_indexes(a.index, b.index, vectors, k=args.k, repeats=args.repeats).as_dict()
+    result = {"a": str(args.a), "b": str(args.b), "type_a": a.manifest["index"]["type"], **result}
+    result["type_b"] = b.manifest["index"]["type"]
+    if args.output:
+        write_json(args.output, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from retrodistill.index.store import read_manifest
+
+    print(json.dumps(read_manifest(args.path), indent=2))
+    return 0

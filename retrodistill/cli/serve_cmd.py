@@ -1,0 +1,94 @@
+"""``retrodistill serve INDEX_DIR``: the search API and web page over an index directory (uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+every option can also come from an environment variable RETRODISTILL_<NAME> (flags win), e.g.
+RETRODISTILL_API_KEY, RETRODISTILL_MAX_BATCH, RETRODISTILL_RERANKER.
+
+examples:
+  retrodistill serve indexes/scifact-minilm-flat --port 8000
+  curl -s localhost:8000/search -H 'Content-Type: application/json' -d '{"query": "vitamin D and covid", "k": 5}'
+  RETRODISTILL_API_KEY=secret retrodistill serve indexes/x --reranker cross-encoder/ms-marco-MiniLM-L6-v2
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve an index directory over HTTP (search API, metrics, web page)",
+        description="Serve POST /search, /health, /ready, /metrics, /info, /docs and a search page at / "
+        "for an index directory built by `retrodistill index build`.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("index_dir", nargs="?", help="index directory (or RETRODISTILL_INDEX_DIR)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--model", help="query encoder path/id (default: the manifest's; must be the same weights)")
+    p.add_argument("--reranker", help='sentence-transformers CrossEncoder id or path; enables "rerank": true')
+    p.add_argument("--api-key", help="require this key in the X-API-Key header of /search (prefer the env var)")
+    p.add_argument("--max-batch", type=int, help="queries per encoder forward (default 32; 1 = no batching)")
+    p.add_argument("--max-wait-ms", type=float, help="how long a batch waits for more queries (default 1)")
+    p.add_argument("--max-query-chars", type=int, help="longest query accepted (default 2000)")
+    p.add_argument("--max-queries", type=int, help="most queries per request (default 64)")
+    p.add_argument("--max-k", type=int, help="largest k accepted (default 100)")
+    p.add_argument("--max-body-bytes", type=int, help="largest request body (default 262144)")
+    p.add_argument("--threads", type=int, help="torch threads for the query encoder (default: torch's choice)")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="FAISS device (default auto)")
+    p.add_argument("--ef-search", dest="efSearch", type=int, help="HNSW search beam (default: the manifest's)")
+    p.add_argument("--nprobe", type=int, help="IVF cells scanned (default: the manifest's)")
+    p.add_argument("--limit-concurrency", type=int, help="answer 503 beyond this many open connections")
+    p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn log level")
+    p.set_defaults(handler=run)
+
+
+FIELDS = (
+    "index_dir",
+    "host",
+    "port",
+    "model",
+    "reranker",
+    "api_key",
+    "max_batch",
+    "max_wait_ms",
+    "max_query_chars",
+    "max_queries",
+    "max_k",
+    "max_body_bytes",
+    "device",
+    "threads",
+    "efSearch",
+    "nprobe",
+    "limit_concurrency",
+    "log_level",
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from retrodistill.errors import ConfigError
+    from retrodistill.serve.app import create_app
+    from retrodistill.serve.service import SearchService
+    from retrodistill.serve.settings import ServeSettings
+
+    values = {name: getattr(args, name) for name in FIELDS}
+    if not values["index_dir"] and not os.environ.get("RETRODISTILL_INDEX_DIR"):
+        raise ConfigError("give an index directory: retrodistill serve INDEX_DIR (or set RETRODISTILL_INDEX_DIR)")
+    settings = ServeSettings.from_env(values)
+    service = SearchService(settings)
+    app = create_app(settings, service=service)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        limit_concurrency=settings.limit_concurrency,
+        access_log=settings.log_level == "debug",
+    )
+    return 0

@@ -1,0 +1,355 @@
+"""Index directories: a FAISS index, its doc-id map, a doc store and a manifest, built atomically.
+
+Layout of ``DIR/``::
+
+    manifest.json   model id + revision, dim, normalisation, metric, index type + params, corpus, version, times
+    index.faiss     the FAISS index (faiss.write_index; ``index.npy`` for the numpy oracle)
+    ids.json        doc ids in row order: row i of the index is ids[i]
+    docs.sqlite     table docs(row, doc_id, title, text) for titles and snippets
+
+The directory is built in a temp folder beside ``DIR`` and renamed into place, so ``DIR`` is never
+half-written; corpus encoding resumes from cached shards after a kill (see ``encode_corpus``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from retrodistill import __version__
+from retrodistill.atomic import write_json, write_text
+from retrodistill.data.records import Document
+from retrodistill.errors import ConfigError, DataError
+from retrodistill.index import INDEX_TYPES
+from retrodistill.index.base import VectorIndex
+from retrodistill.index.encode import corpus_key, encode_corpus
+
+log = logging.getLogger("retrodistill.index")
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+IDS = "ids.json"
+DOCS = "docs.sqlite"
+ADD_CHUNK = 65536
+
+
+def index_file_name(index_type: str) -> str:
+    return "index.npy" if index_type == "numpy" else "index.faiss"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result: index row, doc id, and the index's score (inner product, higher = better)."""
+
+    row: int
+    doc_id: str
+    score: float
+
+
+class DocStore:
+    """Read-only access to docs.sqlite, one connection per thread."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError("doc store not found; rebuild the index directory", str(self.path))
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.conn = conn
+        return conn
+
+    def get(self, rows: Sequence[int]) -> list[Document | None]:
+        """The documents at ``rows`` (None for a row not in the store), in the order asked."""
+        wanted = sorted({int(r) for r in rows if r >= 0})
+        found: dict[int, Document] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT row, doc_id, title, text FROM docs WHERE row IN ({marks})"
+            for row, doc_id, title, text in self._connection().execute(query, part):
+                found[row] = Document(doc_id, text, title)
+        return [found.get(int(r)) for r in rows]
+
+
+def write_doc_store(path: Path, docs: Sequence[Document]) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("CREATE TABLE docs (row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, title TEXT, text TEXT)")
+        conn.executemany(
+            "INSERT INTO docs VALUES (?, ?, ?, ?)", ((i, d.doc_id, d.title, d.text) for i, d in enumerate(docs))
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+class IndexDir:
+    """A loaded index directory: ``manifest``, ``index`` (a VectorIndex), ``ids`` and ``docs``."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], index: VectorIndex, ids: list[str], docs: DocStore):
+        self.path, self.manifest, self.index, self.ids, self.docs = path, manifest, index, ids, docs
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["model"]["dim"])
+
+    def search(self, query_vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """Top-k hits per query vector, best first (fewer when the index finds fewer)."""
+        scores, rows = self.index.search(query_vectors, k)
+        return [
+            [Hit(int(r), self.ids[r], float(s)) for s, r in zip(row_s, row_r, strict=True) if r >= 0]
+            for row_s, row_r in zip(scores, rows, strict=True)
+        ]
+
+    def encoder_settings(self) -> dict[str, Any]:
+        model = self.manifest["model"]
+        return {
+            "normalize": bool(model["normalize"]),
+            "max_seq_length": model.get("max_seq_length"),
+            "query_prefix": model.get("query_prefix", ""),
+            "passage_prefix": model.get("passage_prefix", ""),
+        }
+
+    def open_encoder(self, model: str | None = None, batch_size: int = 64, device: str | None = None) -> Any:
+        """The query encoder of the manifest (or ``model``, a copy of it), checked against the index."""
+        from retrodistill.students.bi_encoder import BiEncoder
+
+        encoder = BiEncoder(
+            model or self.manifest["model"]["id"], batch_size=batch_size, device=device, **self.encoder_settings()
+        )
+        self.check_encoder(encoder)
+        return encoder
+
+    def check_encoder(self, encoder: Any) -> None:
+        """ConfigError unless ``encoder`` gives the vectors this index was built from."""
+        model = self.manifest["model"]
+        if int(encoder.dim) != self.dim:
+            raise ConfigError(
+                f"{self.path}: the index holds {self.dim}-d vectors but model {encoder.model_id!r} gives "
+                f"{encoder.dim}-d ones; serve the model the index was built with ({model['id']}) or rebuild the index"
+            )
+        if not same_weights(str(encoder.revision), str(model["revision"])):
+            raise ConfigError(
+                f"{self.path}: the index was built with model revision {model['revision']!r} but the model loaded "
+                f"is {encoder.revision!r}; serve the same weights or rebuild the index with this model"
+            )
+        if bool(encoder.normalize) != bool(model["normalize"]):
+            raise ConfigError(f"{self.path}: the index was built with normalize={model['normalize']}; use the same")
+
+
+def same_weights(a: str, b: str) -> bool:
+    """Revisions match: equal hub ``id@commit``, or equal content hashes of local folders (paths may differ)."""
+    if "#sha256:" in a and "#sha256:" in b:
+        return a.split("#sha256:", 1)[1] == b.split("#sha256:", 1)[1]
+    return a == b
+
+
+def build_index_dir(
+    out: str | os.PathLike[str],
+    encoder: Any,
+    corpus: dict[str, Document],
+    corpus_id: str,
+    index_type: str = "flat",
+    index_params: dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    shard_size: int = 256,
+    overwrite: bool = False,
+    device: str = "auto",
+    show_progress: bool = True,
+) -> Path:
+    """Encode ``corpus`` with ``encoder`` (a BiEncoder), index it and write the directory ``out`` atomically."""
+    out = Path(out).absolute()
+    index_cls = INDEX_TYPES.get(index_type)
+    check_target(out, overwrite)
+    if not corpus:
+        raise DataError("the corpus is empty; nothing to index")
+    params = dict(index_params or {})
+    if index_type != "numpy":
+        params["device"] = device
+    try:
+        index = index_cls(encoder.dim, **params)
+    except TypeError as exc:
+        raise ConfigError(f"bad parameters for index type {index_type!r}: {exc}") from None
+    docs = list(corpus.values())
+    started = time.perf_counter()
+    vectors = encode_corpus(encoder, docs, cache_dir, shard_size=shard_size, show_progress=show_progress)
+    encoded = time.perf_counter()
+    if not index.is_trained:
+        log.info("training %s on %d vectors", index_type, len(vectors))
+        index.train(vectors)
+    bar = tqdm(total=len(vectors), desc=f"add to {index_type}", unit="vec", disable=not show_progress)
+    for start in range(0, len(vectors), ADD_CHUNK):
+        index.add(vectors[start : start + ADD_CHUNK])
+        bar.update(min(ADD_CHUNK, len(vectors) - start))
+    bar.close()
+    indexed = time.perf_counter()
+
+    _remove_stale_builds(out)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-{os.getpid()}-"))
+    try:
+        index_file = index_file_name(index_type)
+        index.save(tmp / index_file)
+        write_text(tmp / IDS, json.dumps([d.doc_id for d in docs]) + "\n")
+        write_doc_store(tmp / DOCS, docs)
+        size = (tmp / index_file).stat().st_size
+        manifest = {
+            "format": FORMAT,
+            "retrodistill_version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "build_seconds": {
+                "encode": round(encoded - started, 3),
+                "index": round(indexed - encoded, 3),
+                "total": round(time.perf_counter() - started, 3),
+            },
+            "model": {
+                "id": encoder.model_id,
+                "revision": encoder.revision,
+                "fingerprint": encoder.fingerprint(),
+                "dim": int(encoder.dim),
+                "normalize": bool(encoder.normalize),
+                "max_seq_length": int(encoder.model.max_seq_length),
+                "query_prefix": encoder.query_prefix,
+                "passage_prefix": encoder.passage_prefix,
+            },
+            "dim": int(encoder.dim),
+            "normalized": bool(encoder.normalize),
+            "metric": "inner_product",
+            "index": {
+                "type": index_type,
+                "params": index.params,
+                "file": index_file,
+                "bytes": size,
+                "bytes_per_vector": round(size / len(docs), 2),
+                "ntotal": index.ntotal,
+                "built_on_gpu": bool(getattr(index, "on_gpu", False)),
+            },
+            "corpus": {"id": corpus_id, "size": len(docs), "key": corpus_key(encoder, docs)},
+            "files": {"index": index_file, "ids": IDS, "docs": DOCS},
+        }
+        write_json(tmp / MANIFEST, manifest)
+        _make_readable(tmp)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %s (%s, %d vectors, %.1f s)", out, index_type, len(docs), time.perf_counter() - started)
+    return out
+
+
+def check_target(out: Path, overwrite: bool) -> None:
+    """ConfigError unless ``out`` can be written (missing, or an index directory and ``overwrite``)."""
+    out = Path(out)
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return
+    if not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a directory; choose another --out")
+    if not overwrite:
+        raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
+    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ConfigError(f"{out} is a non-empty directory without {MANIFEST}; refusing to replace it")
+
+
+def _make_readable(folder: Path) -> None:
+    """Temp files are private (0600); the finished directory gets the usual umask permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for file in folder.iterdir():
+        os.chmod(file, 0o666 & ~umask)
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_builds(out: Path) -> None:
+    """Temp folders left by killed builds of ``out`` (their process is gone)."""
+    for folder in out.parent.glob(f".{out.name}.building-*"):
+        pid = folder.name.split("building-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    folder = Path(path)
+    file = folder / MANIFEST
+    if not file.is_file():
+        raise ConfigError(f"{folder}: not an index directory (no {MANIFEST}); build one with: retrodistill index build")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file}: invalid JSON ({exc.msg}); rebuild the index directory") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ConfigError(f"{file}: unsupported manifest format; rebuild with retrodistill {__version__}")
+    for key in ("model", "index", "corpus", "files"):
+        if not isinstance(manifest.get(key), dict):
+            raise ConfigError(f"{file}: the manifest has no {key!r} section; rebuild the index directory")
+    return manifest
+
+
+def load_index_dir(
+    path: str | os.PathLike[str], device: str = "auto", query_chunk: int = 256, **search_params: Any
+) -> IndexDir:
+    """Load an index directory; ``search_params`` override the manifest's (e.g. ``nprobe=32``, ``efSearch=256``)."""
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    info = manifest["index"]
+    index_type = str(info.get("type"))
+    cls = INDEX_TYPES.get(index_type)
+    params = {**info.get("params", {}), **search_params}
+    if index_type != "numpy":
+        params["device"] = device
+    try:
+        index = cls.load(folder / manifest["files"]["index"], query_chunk=query_chunk, **params)
+    except TypeError as exc:
+        raise ConfigError(f"bad search parameters for index type {index_type!r}: {exc}") from None
+    try:
+        ids = json.loads((folder / manifest["files"]["ids"]).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{folder}: cannot read the doc-id map ({exc}); rebuild the index directory") from None
+    dim = int(manifest["model"]["dim"])
+    if index.dim != dim:
+        raise ConfigError(f"{folder}: the manifest says dim={dim} but the index file holds {index.dim}-d vectors")
+    if not (index.ntotal == len(ids) == int(manifest["corpus"]["size"])):
+        raise ConfigError(
+            f"{folder}: index rows ({index.ntotal}), ids ({len(ids)}) and manifest corpus size "
+            f"({manifest['corpus']['size']}) disagree; rebuild the index directory"
+        )
+    return IndexDir(folder, manifest, index, [str(i) for i in ids], DocStore(folder / manifest["files"]["docs"]))

@@ -1,0 +1,317 @@
+"""The FastAPI app: ``create_app(settings)`` builds it; nothing is loaded at import.
+
+Endpoints: ``POST /search``, ``GET /health`` (liveness), ``GET /ready`` (503 until the index and model
+are loaded), ``GET /metrics`` (Prometheus), ``GET /info`` (the index manifest), ``GET /`` (a search
+page), and FastAPI's ``/docs`` and ``/openapi.json``. Every error is a JSON body
+``{"error": message, "detail": ...}`` with a 4xx status for bad input.
+
+This module does not use ``from __future__ import annotations``: FastAPI reads endpoint annotations
+at run time, and the request model is built per app from the settings' limits (so /openapi.json
+documents them).
+"""
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from starlette.exceptions import HTTPException
+
+from retrodistill import __version__
+from retrodistill.serve.batching import MicroBatcher
+from retrodistill.serve.metrics import Metrics
+from retrodistill.serve.settings import ServeSettings
+
+log = logging.getLogger("retrodistill.serve")
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while reading a body past the limit; an HTTPException so FastAPI passes it through."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="what is wrong, in one line")
+    detail: Any = Field(None, description="validation details, when there are any")
+
+
+class Hit(BaseModel):
+    rank: int = Field(description="1-based position")
+    doc_id: str
+    score: float = Field(description="ranking score: cross-encoder output when re-ranked, else retrieval_score")
+    retrieval_score: float = Field(description="inner product of query and document embeddings (cosine)")
+    title: str
+    snippet: str
+
+
+class QueryResult(BaseModel):
+    query: str
+    hits: list[Hit]
+
+
+class SearchResponse(BaseModel):
+    results: list[QueryResult] = Field(description="one entry per query, in request order")
+    k: int
+    reranked: bool
+    latency_ms: float = Field(description="time spent in the server on this request")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready, loading or failed")
+    error: str | None = None
+
+
+def _request_model(settings: ServeSettings) -> type[BaseModel]:
+    query_text = Annotated[
+        str, StringConstraints(min_length=1, max_length=settings.max_query_chars, pattern=r"\S", strict=True)
+    ]
+
+    class SearchRequest(BaseModel):
+        """Give ``query`` (one string) or ``queries`` (a list); ``k`` results per query."""
+
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={"examples": [{"query": "how do vaccines work", "k": 10}]},
+        )
+
+        query: query_text | None = Field(None, description="one query (not blank)")
+        queries: list[query_text] | None = Field(
+            None, min_length=1, description=f"several queries, at most {settings.max_queries} (else 413)"
+        )
+        k: int = Field(settings.default_k, ge=1, le=settings.max_k, strict=True, description="results per query")
+        rerank: bool = Field(
+            False, strict=True, description="re-rank the top k with the server's cross-encoder (400 if none)"
+        )
+
+        @model_validator(mode="after")
+        def _one_of(self) -> "SearchRequest":
+            if (self.query is None) == (self.queries is None):
+                raise ValueError("give exactly one of 'query' or 'queries'")
+            return self
+
+    return SearchRequest
+
+
+class _State:
+    def __init__(self, settings: ServeSettings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.service: Any = None
+        self.batcher: MicroBatcher | None = None
+        self.error: str | None = None
+
+    async def attach(self, service: Any) -> None:
+        batcher = MicroBatcher(
+            service.search_batch, self.settings.max_batch, self.settings.max_wait_ms, self.metrics.observe_batch
+        )
+        await batcher.start()
+        self.batcher, self.service = batcher, service
+        self.metrics.ready.set(1)
+        self.metrics.index_size.set(len(service.store.ids))
+
+    async def load(self, loader: Callable[[ServeSettings], Any]) -> None:
+        try:
+            service = await asyncio.to_thread(loader, self.settings)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("loading failed: %s", self.error)
+            return
+        await self.attach(service)
+
+
+class _Guard:
+    """Pure ASGI middleware: request body limit (413) and per-endpoint request metrics."""
+
+    def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics) -> None:
+        self.app, self.limit, self.metrics = app, settings.max_body_bytes, metrics
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            too_big = length is not None and int(length) > self.limit
+        except ValueError:
+            too_big = False
+        if too_big:
+            await _json(send_wrapper, 413, f"request body larger than {self.limit} bytes")
+        else:
+            seen = 0
+
+            async def limited_receive() -> dict:
+                nonlocal seen
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > self.limit:
+                        raise BodyTooLarge(self.limit)
+                return message
+
+            await self.app(scope, limited_receive, send_wrapper)
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or "unmatched"
+        self.metrics.observe_request(endpoint, status["code"], time.perf_counter() - start)
+
+
+async def _json(send: Callable, status: int, message: str) -> None:
+    response = JSONResponse({"error": message, "detail": message}, status_code=status)
+    await response({"type": "http"}, None, send)
+
+
+def _error(status: int, message: str, detail: Any = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": detail or message}, status_code=status, headers=headers)
+
+
+def create_app(
+    settings: ServeSettings, service: Any = None, loader: Callable[[ServeSettings], Any] | None = None
+) -> FastAPI:
+    """The app for ``settings``. With ``service`` (a loaded SearchService) it is ready at once;
+    otherwise ``loader(settings)`` (default: SearchService) runs in a thread after start-up and
+    /ready answers 503 until it is done (or for good, with the error, if it failed)."""
+    from retrodistill.serve.page import PAGE
+
+    metrics = Metrics()
+    state = _State(settings, metrics)
+    SearchRequest = _request_model(settings)
+    errors = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        task = None
+        if service is not None:
+            await state.attach(service)
+        else:
+            if loader is None:
+                from retrodistill.serve.service import SearchService
+
+                task = asyncio.create_task(state.load(SearchService))
+            else:
+                task = asyncio.create_task(state.load(loader))
+        yield
+        if task is not None and not task.done():
+            task.cancel()
+        if state.batcher is not None:
+            await state.batcher.stop()
+
+    app = FastAPI(
+        title="retrodistill search",
+        version=__version__,
+        description="Dense retrieval over a FAISS index directory built by `retrodistill index build`.",
+        lifespan=lifespan,
+    )
+    app.state.retrodistill = state
+    app.add_middleware(_Guard, settings=settings, metrics=metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(p for p in first["loc"] if p != "body") or "body"
+        return _error(422, f"invalid request: {where}: {first['msg']}", details)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, "internal server error")
+
+    api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has a key")
+
+    def check_key(key: Annotated[str | None, Depends(api_key_header)]) -> None:
+        if settings.api_key is None:
+            return
+        expected = settings.api_key.get_secret_value().encode()
+        if key is None or not hmac.compare_digest(key.encode(), expected):
+            raise HTTPException(401, "missing or wrong API key; send it in the X-API-Key header")
+
+    def ready_service() -> Any:
+        if state.service is None:
+            raise HTTPException(503, "the index and model are still loading" if state.error is None else state.error)
+        return state.service
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE)
+
+    @app.get("/health", response_model=Health, summary="liveness")
+    async def health() -> Health:
+        return Health(status="ok")
+
+    @app.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}}, summary="readiness")
+    async def ready() -> Any:
+        if state.service is not None:
+            return Readiness(status="ready")
+        body = Readiness(status="loading" if state.error is None else "failed", error=state.error)
+        return JSONResponse(body.model_dump(), status_code=503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/info", summary="the index manifest and server limits", responses={503: errors[503]})
+    async def info() -> dict[str, Any]:
+        return {**ready_service().manifest, "server": settings.public()}
+
+    @app.post(
+        "/search",
+        response_model=SearchResponse,
+        responses=errors,
+        summary="top-k documents for one or more queries",
+        dependencies=[Depends(check_key)],
+    )
+    async def search(body: SearchRequest) -> SearchResponse:  # type: ignore[valid-type]
+        start = time.perf_counter()
+        svc = ready_service()
+        texts = [body.query] if body.query is not None else list(body.queries)
+        if len(texts) > settings.max_queries:
+            raise HTTPException(413, f"too many queries: {len(texts)} > {settings.max_queries} per request")
+        if body.rerank and svc.reranker is None:
+            raise HTTPException(400, "re-ranking is not enabled on this server; start it with --reranker MODEL")
+        hits = await state.batcher.submit([(text, body.k) for text in texts])
+        if body.rerank:
+            rows = [await asyncio.to_thread(svc.results, h, t) for h, t in zip(hits, texts, strict=True)]
+        else:
+            rows = [svc.results(h) for h in hits]
+        results = [
+            QueryResult(query=t, hits=[Hit(**asdict(r)) for r in row]) for t, row in zip(texts, rows, strict=True)
+        ]
+        latency = 1000 * (time.perf_counter() - start)
+        return SearchResponse(results=results, k=body.k, reranked=body.rerank, latency_ms=round(latency, 3))
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory retrodistill.serve.app:app_from_env`` with RETRODISTILL_INDEX_DIR etc. set."""
+    return create_app(ServeSettings.from_env())

@@ -1,0 +1,59 @@
+"""Server settings from CLI flags or ``RETRODISTILL_*`` environment variables (flags win)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+ENV_PREFIX = "RETRODISTILL_"
+
+
+class ServeSettings(BaseModel):
+    """Everything ``retrodistill serve`` can be told. Each field ``name`` is also read from the
+    environment variable ``RETRODISTILL_<NAME>`` (e.g. ``RETRODISTILL_API_KEY``, ``RETRODISTILL_MAX_K``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index_dir: str = Field(description="index directory written by `retrodistill index build`")
+    model: str | None = Field(None, description="query encoder path/id (default: the manifest's model)")
+    reranker: str | None = Field(None, description="sentence-transformers CrossEncoder id/path; enables rerank")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: SecretStr | None = Field(None, description="when set, POST /search needs header X-API-Key")
+    max_batch: int = Field(32, ge=1, le=4096, description="queries per encoder forward (1 = no batching)")
+    max_wait_ms: float = Field(1.0, ge=0, le=1000, description="how long a batch waits for more queries")
+    max_query_chars: int = Field(2000, ge=1, description="longest query accepted, in characters")
+    max_queries: int = Field(64, ge=1, description="most queries in one request")
+    max_k: int = Field(100, ge=1, description="largest k accepted")
+    default_k: int = Field(10, ge=1)
+    max_body_bytes: int = Field(256 * 1024, ge=1024, description="largest request body, in bytes")
+    snippet_chars: int = Field(300, ge=0, description="characters of text returned as the snippet")
+    rerank_batch_size: int = Field(32, ge=1)
+    encode_batch_size: int = Field(64, ge=1)
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    threads: int | None = Field(None, ge=1, description="torch threads for the encoder (default: torch's choice)")
+    efSearch: int | None = Field(None, ge=1, description="override the HNSW search beam")
+    nprobe: int | None = Field(None, ge=1, description="override the IVF cells scanned")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    limit_concurrency: int | None = Field(None, ge=1, description="uvicorn: answer 503 beyond this many connections")
+
+    @classmethod
+    def from_env(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None):
+        """Settings from ``RETRODISTILL_*`` variables, then ``overrides`` (None values are ignored)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in environ and environ[key] != "":
+                values[name] = environ[key]
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls(**values)
+
+    def public(self) -> dict[str, Any]:
+        """The settings a client may see (no API key)."""
+        data = self.model_dump(exclude={"api_key"})
+        data["api_key_required"] = self.api_key is not None
+        return data
