@@ -16,7 +16,7 @@ export IR_DATASETS_HOME ?= $(CURDIR)/.cache/ir_datasets
 export RETRODISTILL_CACHE ?= $(CURDIR)/.cache/retrodistill
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint java chromium irds eval-foundation clean
+.PHONY: install demo test lint java chromium irds eval-foundation eval-teachers clean
 
 install: $(STAMP)
 
@@ -65,6 +65,12 @@ lint: $(STAMP)
 # The foundation figures recorded in eval/results/ (about 15 minutes on 2 cores).
 eval-foundation: $(STAMP) irds java
 	bash eval/run_foundation.sh
+
+# The teacher figures in eval/results/teachers/ (hours on 2 cores: CE training, SmolLM2 on TREC DL 2019).
+eval-teachers: $(STAMP) irds
+	$(BIN)/retrodistill teacher train --config eval/configs/teachers/ce-scifact.json
+	$(BIN)/python eval/bench_teach.py --queries 10 --depth 30 --per-pair 40 --max-length 256
+	RD=$(BIN)/retrodistill bash eval/teachers_dl19.sh
 
 clean:
 	rm -rf $(VENV) .cache eval/runs

@@ -1,0 +1,136 @@
+"""Throughput of `retrodistill teach` (cross-encoder) vs plain CrossEncoder.predict loops, in one run.
+
+Same pairs for every path: the BM25 (bm25s) top-``depth`` of the first ``queries`` SciFact test queries
+(SciFact abstracts, truncated at ``max_length`` tokens). Paths:
+
+* ``teach``: the real CLI in a subprocess (length-sorted batches across queries, SQLite store writes),
+  then the identical command again (everything is in the store: nothing is scored, no model is loaded);
+* ``naive per query``: ``CrossEncoder.predict(pairs_of_one_query)`` per query (default batch 32), as
+  people usually write a re-ranking loop;
+* ``naive per pair``: ``CrossEncoder.predict([pair])`` per pair (on the first ``per_pair`` pairs only).
+
+Throughput depends on the architecture, not on trained weights, so an untrained head (seeded) serves.
+Peak RSS: the teach subprocess (ru_maxrss of children) and this process (naive paths, same model).
+
+    python eval/bench_teach.py --queries 10 --depth 30 --per-pair 40 --max-length 256
+    python eval/bench_teach.py --queries 10 --depth 30 --per-pair 30 --max-length 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="beir/scifact/test")
+    parser.add_argument("--model", default=None, help="cross-encoder folder (default: a seeded all-MiniLM-L6-v2 head)")
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--depth", type=int, default=30)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--per-pair", type=int, default=60, help="pairs timed one call each")
+    parser.add_argument(
+        "--output", default=None, help="path stem (default eval/results/teachers/bench_teach_<max_length>)"
+    )
+    args = parser.parse_args()
+
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from retrodistill.data.load import load_dataset
+    from retrodistill.teachers.candidates import gather_candidates
+
+    work = Path(tempfile.mkdtemp(prefix="bench-teach-"))
+    model_dir = args.model
+    if model_dir is None:
+        torch.manual_seed(0)
+        model_dir = str(work / "ce")
+        CrossEncoder("sentence-transformers/all-MiniLM-L6-v2", num_labels=1, max_length=args.max_length).save(model_dir)
+
+    store = work / "store.sqlite"
+    teach = [sys.executable, "-m", "retrodistill.cli.main", "-q", "teach", "--dataset", args.dataset]
+    teach += ["--teacher", f"cross-encoder:{model_dir},max_length={args.max_length}", "--store", str(store)]
+    teach += ["--depth", str(args.depth), "--max-queries", str(args.queries)]
+    runs = []
+    for _ in range(2):
+        start = time.perf_counter()
+        out = subprocess.run(teach, check=True, capture_output=True, text=True, env=os.environ.copy())
+        runs.append((time.perf_counter() - start, json.loads(out.stdout.strip().splitlines()[-1])))
+    teach_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    first, second = runs
+    pairs_total = first[1]["pairs"]
+
+    data = load_dataset(args.dataset)
+    lists = gather_candidates(data, ["bm25s"], args.depth, max_queries=args.queries, show_progress=False)
+    per_query = [[(data.queries[q].text, data.corpus[d].full_text()) for d in ids] for q, ids in lists.items()]
+    model = CrossEncoder(model_dir, num_labels=1, max_length=args.max_length)
+    ident = torch.nn.Identity()
+    start = time.perf_counter()
+    for pairs in per_query:
+        model.predict(pairs, activation_fn=ident, show_progress_bar=False)
+    naive_q_s = time.perf_counter() - start
+    flat = [p for pairs in per_query for p in pairs][: args.per_pair]
+    start = time.perf_counter()
+    for pair in flat:
+        model.predict([pair], activation_fn=ident, show_progress_bar=False)
+    naive_p_s = time.perf_counter() - start
+    naive_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    teach_rate = pairs_total / first[1]["seconds"]
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+        },
+        "dataset": args.dataset,
+        "queries": args.queries,
+        "depth": args.depth,
+        "pairs": pairs_total,
+        "max_length": args.max_length,
+        "teach": {
+            "scoring_seconds": first[1]["seconds"],
+            "pairs_per_s": teach_rate,
+            "wall_seconds_incl_startup": first[0],
+            "peak_rss_mb": teach_rss,
+        },
+        "teach_second_run": {"wall_seconds": second[0], "scored_now": second[1]["scored_now"]},
+        "naive_per_query": {"seconds": naive_q_s, "pairs_per_s": pairs_total / naive_q_s},
+        "naive_per_pair": {"pairs": len(flat), "seconds": naive_p_s, "pairs_per_s": len(flat) / naive_p_s},
+        "naive_peak_rss_mb": naive_rss,
+    }
+    result["speedup_vs_per_query"] = teach_rate / result["naive_per_query"]["pairs_per_s"]
+    result["speedup_vs_per_pair"] = teach_rate / result["naive_per_pair"]["pairs_per_s"]
+    out_base = Path(args.output or f"eval/results/teachers/bench_teach_{args.max_length}")
+    out_base.parent.mkdir(parents=True, exist_ok=True)
+    out_base.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    md = [
+        f"# teach throughput ({args.dataset}, {args.queries} queries x BM25 top-{args.depth} = {pairs_total} pairs, "
+        f"max_length {args.max_length})",
+        "",
+        "| path | pairs/s | speed-up of teach | peak RSS MB |",
+        "|---|---|---|---|",
+        f"| `retrodistill teach` (length-sorted, stored) | {teach_rate:.1f} | 1.00x | {teach_rss:.0f} |",
+        f"| naive: predict per query | {result['naive_per_query']['pairs_per_s']:.1f} | "
+        f"{result['speedup_vs_per_query']:.2f}x | {naive_rss:.0f} |",
+        f"| naive: predict per pair ({len(flat)} pairs) | {result['naive_per_pair']['pairs_per_s']:.1f} | "
+        f"{result['speedup_vs_per_pair']:.2f}x | {naive_rss:.0f} |",
+        "",
+        f"Second identical `teach` run: {second[0]:.1f} s wall (process start, data + BM25, store check; "
+        f"{second[1]['scored_now']} pairs scored, no model loaded).",
+    ]
+    out_base.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

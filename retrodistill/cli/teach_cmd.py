@@ -1,0 +1,103 @@
+"""``retrodistill teach``: score a dataset's candidates with a teacher into a resumable score store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger("retrodistill.teach")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "teach",
+        help="score candidates with a teacher into a score store (resumable)",
+        description="Turn queries + candidates into stored teacher scores. Candidates come from a first stage "
+        "(bm25s, dense:MODEL; several are fused by reciprocal rank), a TREC run file, or a rank_llm JSON. "
+        "Re-running resumes; keys already in the store are skipped before any model is loaded.",
+        epilog="teachers: cross-encoder:MODEL[,batch_size=32,max_length=256]; "
+        "llm:MODEL,gguf_file=FILE,mode=ql|yesno|prp|listwise[,window=3,list_window=20,stride=10,batch_size=8]",
+    )
+    p.add_argument("--teacher", "-t", required=True, help="teacher spec, e.g. cross-encoder:models/ce-scifact")
+    p.add_argument("--teacher-config", help="JSON/YAML with LLM prompt settings (mode, template, chat, ...)")
+    p.add_argument("--store", "-s", required=True, help="score store file (SQLite), created or resumed")
+    p.add_argument("--dataset", "-d", help="ir_datasets id (beir/scifact/train) or BEIR folder")
+    p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default test)")
+    p.add_argument("--qrels", help="qrels file of a re-ranking task (with --candidates JSON)")
+    p.add_argument("--queries", help="queries TSV of a re-ranking task")
+    p.add_argument(
+        "--candidates",
+        "-c",
+        action="append",
+        help="rank_llm JSON, TREC run file, or first-stage spec (bm25s, dense:MODEL); repeatable (default bm25s)",
+    )
+    p.add_argument("--depth", "-k", type=int, default=100, help="candidates per query (default 100)")
+    p.add_argument("--force-positives", action="store_true", help="add judged positives missing from the candidates")
+    p.add_argument("--max-queries", type=int, help="only the first N judged queries")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from retrodistill import __version__
+    from retrodistill.atomic import write_json
+    from retrodistill.errors import ConfigError
+    from retrodistill.teachers import build_teacher
+    from retrodistill.teachers.base import check_inputs
+    from retrodistill.teachers.candidates import gather_candidates, load_teach_data
+    from retrodistill.teachers.store import ScoreStore
+
+    defaults: dict[str, object] = {}
+    if args.teacher_config:
+        from retrodistill.cli.configfile import load_config_file
+        from retrodistill.teachers.prompts import LLMTeacherConfig
+
+        defaults["config"] = LLMTeacherConfig(**load_config_file(Path(args.teacher_config)))
+    teacher = build_teacher(args.teacher, **defaults)
+    if args.depth < 1:
+        raise ConfigError("--depth must be >= 1")
+    spec = teacher.spec
+    ScoreStore.check(args.store, spec)
+    dataset, sources = load_teach_data(args.dataset, args.split, args.qrels, args.queries, args.candidates)
+    candidates = gather_candidates(dataset, sources, args.depth, args.force_positives, args.max_queries, not args.quiet)
+    check_inputs(dataset.queries, candidates, dataset.corpus)
+    with ScoreStore(args.store, spec) as store:
+        pending = teacher.pending(candidates, store)
+        total_pairs = sum(len(ids) for ids in candidates.values())
+        load_seconds, start = 0.0, time.perf_counter()
+        if pending:
+            log.info("%s: %d of the units to score are not in %s yet", spec.describe(), pending, args.store)
+            teacher.load()
+            load_seconds, start = time.perf_counter() - start, time.perf_counter()
+            teacher.score(dataset.queries, candidates, dataset.corpus, store=store, show_progress=not args.quiet)
+        else:
+            log.info("%s: every score is already in %s; nothing to do", spec.describe(), args.store)
+        seconds = time.perf_counter() - start
+        rows = len(store)
+    summary = {
+        "retrodistill_version": __version__,
+        "teacher": spec.to_dict(),
+        "fingerprint": spec.fingerprint(),
+        "dataset": dataset.name,
+        "candidates": args.candidates or ["bm25s"],
+        "depth": args.depth,
+        "force_positives": args.force_positives,
+        "queries": len(candidates),
+        "pairs": total_pairs,
+        "scored_now": pending,
+        "seconds": round(seconds, 3),
+        "model_load_seconds": round(load_seconds, 3),
+        "units_per_s": round(teacher.last_rate, 3) if pending else None,
+        "rows_in_store": rows,
+        "listwise_repairs": dict(teacher.repairs),
+    }
+    write_json(Path(str(args.store) + ".json"), summary)
+    print(
+        json.dumps(
+            {k: summary[k] for k in ("fingerprint", "queries", "pairs", "scored_now", "seconds", "rows_in_store")}
+        )
+    )
+    return 0

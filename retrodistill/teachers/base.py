@@ -1,0 +1,248 @@
+"""The teacher interface: one public ``score`` doing the bookkeeping, one hook per granularity.
+
+Granularities and how their answers become a ranking (higher score = more relevant):
+
+* pointwise: ``_score_pairs`` gives one score per (query, passage); the run holds those scores.
+* pairwise: ``_prefer`` gives P(A more relevant than B) for a prompt showing A first. For a query's
+  list of n candidates (first-stage order), the pairs (i, j) with 0 < j - i <= ``window`` are compared
+  (all pairs when ``window`` is None) and each pair is asked in both orders, so a position bias toward
+  the first slot cancels: P(d > e) = (p(d, e) + 1 - p(e, d)) / 2. A document's score is the sum of its
+  win probabilities over the pairs it took part in (a soft Copeland count), minus a 1e-6 * position
+  tie-break that keeps the input order among equals. Cost: 2 * sum_i min(window, n - 1 - i) prompts
+  per query, e.g. n=20: window 3 -> 108, window 5 -> 170, all pairs -> 380 (n(n-1)).
+* listwise: ``_rank_window`` returns a permutation of a window of passages. As in RankGPT, a window of
+  ``list_window`` passages slides from the back of the list to the front by ``stride``, so strong
+  passages bubble up; the last window is clamped to start at 0. Scores are -rank (1-based).
+  Cost: ceil(max(n - list_window, 0) / stride) + 1 windows per query.
+
+Scores are written to a ``ScoreStore`` chunk by chunk (pointwise, pairwise) or query by query
+(listwise), so a killed run resumes where it stopped; keys already stored are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from tqdm.auto import tqdm
+
+from retrodistill.data.records import Document, Query, Run
+from retrodistill.errors import ConfigError, DataError
+from retrodistill.teachers.records import Granularity, Preference, ScoredPair, TeacherSpec
+
+if TYPE_CHECKING:
+    from retrodistill.teachers.store import ScoreStore
+
+log = logging.getLogger(__name__)
+
+Candidates = Mapping[str, Sequence[str]]
+
+
+def comparison_pairs(n: int, window: int | None) -> list[tuple[int, int]]:
+    """Index pairs (i, j), i < j, that pairwise ranking compares: all, or those at most ``window`` apart."""
+    reach = n if window is None else window
+    return [(i, j) for i in range(n) for j in range(i + 1, min(n, i + reach + 1))]
+
+
+def sliding_windows(n: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """``[start, end)`` spans of a back-to-front sliding window, the last one clamped to start at 0."""
+    if window < 1 or stride < 1:
+        raise ConfigError(f"window and stride must be >= 1 (got window={window}, stride={stride})")
+    if n <= 0:
+        return []
+    spans: list[tuple[int, int]] = []
+    end = n
+    while True:
+        start = max(end - window, 0)
+        spans.append((start, end))
+        if start == 0:
+            return spans
+        end -= stride
+
+
+def aggregate_preferences(doc_ids: Sequence[str], prefs: Mapping[tuple[str, str], float]) -> dict[str, float]:
+    """Sum of win probabilities per document, both orders averaged (see the module docstring)."""
+    scores = {d: -1e-6 * i for i, d in enumerate(doc_ids)}
+    seen: set[frozenset[str]] = set()
+    for a, b in prefs:
+        if a not in scores or b not in scores or frozenset((a, b)) in seen:
+            continue
+        seen.add(frozenset((a, b)))
+        forward, backward = prefs.get((a, b)), prefs.get((b, a))
+        views = [p for p in (forward, None if backward is None else 1.0 - backward) if p is not None]
+        win = sum(views) / len(views)
+        scores[a] += win
+        scores[b] += 1.0 - win
+    return scores
+
+
+class Teacher(ABC):
+    """A relevance teacher. Subclasses set ``granularity`` and implement its hook and ``spec``."""
+
+    granularity: Granularity = "pointwise"
+    chunk_size: int = 512
+
+    def __init__(self, window: int | None = 3, list_window: int = 20, stride: int = 10) -> None:
+        self.window = window
+        self.list_window = int(list_window)
+        self.stride = int(stride)
+        self.repairs: Counter[str] = Counter()
+        self.last_rate: float = 0.0
+
+    @property
+    @abstractmethod
+    def spec(self) -> TeacherSpec:
+        """The teacher's identity; must not load the model."""
+
+    def score(
+        self,
+        queries: Mapping[str, Query],
+        candidates: Candidates,
+        corpus: Mapping[str, Document],
+        store: ScoreStore | None = None,
+        show_progress: bool = True,
+    ) -> Run:
+        """Scores of every candidate of every query (candidate lists in first-stage order)."""
+        check_inputs(queries, candidates, corpus)
+        if store is not None and store.spec.fingerprint() != self.spec.fingerprint():
+            raise ConfigError(f"store {store.path} belongs to another teacher ({store.spec.describe()})")
+        if self.granularity == "pointwise":
+            return self._score_pointwise(queries, candidates, corpus, store, show_progress)
+        if self.granularity == "pairwise":
+            return self._score_pairwise(queries, candidates, corpus, store, show_progress)
+        return self._score_listwise(queries, candidates, corpus, store, show_progress)
+
+    def load(self) -> None:  # noqa: B027  (a teacher without a model has nothing to load)
+        """Load the model now (scoring loads it on first use otherwise)."""
+
+    def pending(self, candidates: Candidates, store: ScoreStore | None) -> int:
+        """How many units (pairs, prompts or queries) are not in ``store`` yet."""
+        if self.granularity == "pointwise":
+            done = store.keys() if store else set()
+            return sum(1 for q, ids in candidates.items() for d in ids if (q, d, "") not in done)
+        if self.granularity == "pairwise":
+            done = store.keys() if store else set()
+            return sum(1 for key in self._pair_keys(candidates) if key not in done)
+        finished = store.complete_queries(candidates) if store else set()
+        return sum(1 for q in candidates if q not in finished)
+
+    def _score_pointwise(self, queries, candidates, corpus, store, show_progress) -> Run:
+        done = store.keys() if store else set()
+        todo = [(q, d) for q, ids in candidates.items() for d in ids if (q, d, "") not in done]
+        results: dict[tuple[str, str], float] = {}
+        self._run_chunks(
+            todo,
+            lambda chunk: self._score_pairs([(queries[q].text, corpus[d].full_text()) for q, d in chunk]),
+            lambda chunk, vals: [ScoredPair(q, d, v) for (q, d), v in zip(chunk, vals, strict=True)],
+            results,
+            store,
+            show_progress,
+            "pairs",
+        )
+        stored = store.scores(list(candidates)) if store else {}
+        run: Run = {}
+        for q, ids in candidates.items():
+            run[q] = {d: results[(q, d)] if (q, d) in results else stored[q][d] for d in ids}
+        return run
+
+    def _pair_keys(self, candidates: Candidates) -> list[tuple[str, str, str]]:
+        keys = []
+        for q, ids in candidates.items():
+            for i, j in comparison_pairs(len(ids), self.window):
+                keys += [(q, ids[i], ids[j]), (q, ids[j], ids[i])]
+        return keys
+
+    def _score_pairwise(self, queries, candidates, corpus, store, show_progress) -> Run:
+        done = store.keys() if store else set()
+        todo = [key for key in self._pair_keys(candidates) if key not in done]
+        results: dict[tuple[str, str, str], float] = {}
+
+        def ask(chunk: list[tuple[str, str, str]]) -> list[float]:
+            return self._prefer([(queries[q].text, corpus[a].full_text(), corpus[b].full_text()) for q, a, b in chunk])
+
+        self._run_chunks(
+            todo,
+            ask,
+            lambda chunk, vals: [Preference(q, a, b, v) for (q, a, b), v in zip(chunk, vals, strict=True)],
+            results,
+            store,
+            show_progress,
+            "prompts",
+        )
+        prefs = store.preferences(list(candidates)) if store else {}
+        for (q, a, b), p in results.items():
+            prefs.setdefault(q, {})[(a, b)] = p
+        return {q: aggregate_preferences(ids, prefs.get(q, {})) for q, ids in candidates.items()}
+
+    def _score_listwise(self, queries, candidates, corpus, store, show_progress) -> Run:
+        finished = store.complete_queries(candidates) if store else set()
+        todo = [q for q in candidates if q not in finished]
+        n_windows = sum(len(sliding_windows(len(candidates[q]), self.list_window, self.stride)) for q in todo)
+        bar = tqdm(total=n_windows, desc=f"{self.spec.kind} listwise", unit="window", disable=not show_progress)
+        run: Run = store.scores(list(finished)) if store else {}
+        start = time.perf_counter()
+        for q in todo:
+            order = list(candidates[q])
+            for lo, hi in sliding_windows(len(order), self.list_window, self.stride):
+                span = order[lo:hi]
+                perm = self._rank_window(queries[q].text, [corpus[d].full_text() for d in span])
+                if sorted(perm) != list(range(len(span))):
+                    raise RuntimeError(f"{type(self).__name__}._rank_window returned {perm}, not a permutation")
+                order[lo:hi] = [span[i] for i in perm]
+                bar.update(1)
+            rows = [ScoredPair(q, d, -float(rank)) for rank, d in enumerate(order, start=1)]
+            if store is not None:
+                store.add(rows)
+            run[q] = {row.docid: row.score for row in rows}
+        bar.close()
+        self.last_rate = n_windows / max(time.perf_counter() - start, 1e-9)
+        return {q: run[q] for q in candidates}
+
+    def _run_chunks(self, todo, compute, to_rows, results, store, show_progress, unit) -> None:
+        bar = tqdm(total=len(todo), desc=f"{self.spec.kind} {self.granularity}", unit=unit, disable=not show_progress)
+        start = time.perf_counter()
+        for lo in range(0, len(todo), self.chunk_size):
+            chunk = todo[lo : lo + self.chunk_size]
+            values = [float(v) for v in compute(chunk)]
+            if len(values) != len(chunk) or not all(math.isfinite(v) for v in values):
+                raise RuntimeError(f"{type(self).__name__} returned {len(values)} values (or NaN) for {len(chunk)}")
+            rows = to_rows(chunk, values)
+            if store is not None:
+                store.add(rows)
+            results.update(zip(chunk, values, strict=True))
+            bar.update(len(chunk))
+        bar.close()
+        self.last_rate = len(todo) / max(time.perf_counter() - start, 1e-9)
+
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Pointwise hook: one score per (query text, passage text)."""
+        raise NotImplementedError(f"{type(self).__name__} has no pointwise mode")
+
+    def _prefer(self, triples: list[tuple[str, str, str]]) -> list[float]:
+        """Pairwise hook: P(passage A more relevant than passage B) per (query, A, B)."""
+        raise NotImplementedError(f"{type(self).__name__} has no pairwise mode")
+
+    def _rank_window(self, query: str, passages: list[str]) -> list[int]:
+        """Listwise hook: a permutation of ``range(len(passages))``, most relevant first."""
+        raise NotImplementedError(f"{type(self).__name__} has no listwise mode")
+
+
+def check_inputs(queries: Mapping[str, Query], candidates: Candidates, corpus: Mapping[str, Document]) -> None:
+    """A DataError when a candidate query has no text, a candidate is not in the corpus, or one is listed twice."""
+    missing_q = [q for q in candidates if q not in queries]
+    if missing_q:
+        raise DataError(f"{len(missing_q)} candidate queries have no text (e.g. {missing_q[0]!r}); check --queries")
+    missing = sorted({d for ids in candidates.values() for d in ids if d not in corpus})
+    if missing:
+        raise DataError(
+            f"{len(missing)} candidate documents are not in the corpus (e.g. {missing[0]!r}); "
+            "do the candidates belong to this dataset?"
+        )
+    for q, ids in candidates.items():
+        if len(set(ids)) != len(ids):
+            raise DataError(f"query {q!r} lists a candidate twice")

@@ -1,0 +1,82 @@
+"""A cross-encoder teacher (sentence-transformers ``CrossEncoder``), pointwise, length-bucketed."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from retrodistill.errors import MissingDependencyError
+from retrodistill.teachers.base import Teacher
+from retrodistill.teachers.records import TeacherSpec
+
+
+def model_revision(model_id: str) -> str:
+    """``id@commit`` of a cached hub model, or a content hash of a local folder (no model is loaded)."""
+    from retrodistill.students.bi_encoder import _model_revision
+
+    return _model_revision(model_id)
+
+
+class CrossEncoderTeacher(Teacher):
+    """Scores (query, passage) pairs with any ``CrossEncoder`` (hub id or local folder).
+
+    Scores are the model's raw logits (no sigmoid), higher = more relevant. Pairs are sorted by
+    length, batched, scored, and put back in their order, so a batch pads to similar lengths.
+    ``chunk_size`` pairs are scored and stored per transaction (it does not change scores).
+    """
+
+    granularity = "pointwise"
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        device: str | None = None,
+        chunk_size: int = 512,
+    ) -> None:
+        super().__init__()
+        self.chunk_size = int(chunk_size)
+        self.model_id = model
+        self.batch_size = int(batch_size)
+        self.max_length = max_length
+        self.device = device
+
+    @cached_property
+    def spec(self) -> TeacherSpec:
+        options = {"max_length": self.max_length}
+        return TeacherSpec(
+            "cross-encoder", self.model_id, model_revision(self.model_id), "pointwise", "logit", "", options
+        )
+
+    @cached_property
+    def model(self):
+        try:
+            from sentence_transformers import CrossEncoder
+        except ImportError:
+            raise MissingDependencyError("sentence-transformers", purpose="cross-encoder teachers") from None
+        kwargs = {"device": self.device} if self.device else {}
+        if self.max_length:
+            kwargs["max_length"] = int(self.max_length)
+        model = CrossEncoder(self.model_id, num_labels=1, **kwargs)
+        model.eval()
+        return model
+
+    def load(self) -> None:
+        self.model  # noqa: B018
+
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import torch
+
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        with torch.inference_mode():
+            logits = self.model.predict(
+                [pairs[i] for i in order],
+                batch_size=self.batch_size,
+                activation_fn=torch.nn.Identity(),
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        scores = [0.0] * len(pairs)
+        for position, i in enumerate(order):
+            scores[i] = float(logits[position])
+        return scores

@@ -1,0 +1,230 @@
+"""An LLM teacher on a transformers causal LM (GGUF files too): query likelihood, yes/no, PRP, listwise.
+
+Prompts come from ``LLMTeacherConfig`` templates. Scoring modes batch many prompts into one forward
+(left padding, explicit position ids); listwise generates greedily one window at a time and parses the
+answer with ``parse_permutation``, counting every repair in ``self.repairs``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import cached_property
+
+from retrodistill.errors import ConfigError, MissingDependencyError
+from retrodistill.teachers.base import Teacher
+from retrodistill.teachers.cross_encoder import model_revision
+from retrodistill.teachers.prompts import LLMTeacherConfig
+from retrodistill.teachers.records import TeacherSpec
+
+SEMANTICS = {"ql": "mean-log-prob", "yesno": "logit-diff", "prp": "prob-a", "listwise": "neg-rank"}
+GRANULARITY = {"ql": "pointwise", "yesno": "pointwise", "prp": "pairwise", "listwise": "listwise"}
+
+
+def parse_permutation(text: str, n: int) -> tuple[list[int], Counter[str]]:
+    """0-based permutation of ``n`` items from an answer like ``[2] > [1] > [3]``, and the repairs made.
+
+    Ids outside 1..n are dropped (``invalid``), repeats keep their first mention (``duplicate``), ids never
+    mentioned follow in input order (``missing``); an answer with no usable id is ``unparsable``.
+    """
+    repairs: Counter[str] = Counter()
+    order: list[int] = []
+    for token in re.findall(r"\d+", text):
+        index = int(token) - 1
+        if not 0 <= index < n:
+            repairs["invalid"] += 1
+        elif index in order:
+            repairs["duplicate"] += 1
+        else:
+            order.append(index)
+    if not order:
+        repairs["unparsable"] += 1
+    missing = [i for i in range(n) if i not in order]
+    if missing:
+        repairs["missing"] += len(missing)
+    return order + missing, repairs
+
+
+class LLMTeacher(Teacher):
+    """A causal LM as relevance teacher; ``mode`` picks the granularity (see ``LLMTeacherConfig``)."""
+
+    def __init__(
+        self,
+        model: str,
+        gguf_file: str | None = None,
+        mode: str = "ql",
+        template: str | None = None,
+        batch_size: int = 8,
+        window: int | None = 3,
+        list_window: int = 20,
+        stride: int = 10,
+        config: LLMTeacherConfig | None = None,
+        chunk_size: int = 64,
+        **options: object,
+    ) -> None:
+        super().__init__(window=window, list_window=list_window, stride=stride)
+        self.chunk_size = int(chunk_size)
+        base = config.model_dump() if config else {}
+        base.update({"mode": mode} if config is None or mode != "ql" else {})
+        if template is not None:
+            base["template"] = template
+        unknown = set(options) - set(LLMTeacherConfig.model_fields)
+        if unknown:
+            raise ConfigError(
+                f"unknown llm option {sorted(unknown)[0]!r}; it takes {', '.join(LLMTeacherConfig.model_fields)}"
+            )
+        base.update(options)
+        self.config = LLMTeacherConfig(**base)
+        self.template = self.config.resolved_template()
+        self.granularity = GRANULARITY[self.config.mode]
+        self.model_id, self.gguf_file = model, gguf_file
+        self.batch_size = int(batch_size)
+
+    @cached_property
+    def spec(self) -> TeacherSpec:
+        cfg = self.config
+        options: dict[str, object] = {"gguf_file": self.gguf_file, "system": cfg.system, "chat": cfg.use_chat()}
+        options["max_passage_tokens"] = (
+            cfg.listwise_passage_tokens if cfg.mode == "listwise" else cfg.max_passage_tokens
+        )
+        if cfg.mode == "listwise":
+            options.update(list_window=self.list_window, stride=self.stride, max_new_tokens=cfg.max_new_tokens)
+        return TeacherSpec(
+            "llm",
+            self.model_id,
+            model_revision(self.model_id),
+            self.granularity,
+            SEMANTICS[cfg.mode],
+            self.template,
+            options,
+        )
+
+    @cached_property
+    def _lm(self):
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise MissingDependencyError("transformers", purpose="LLM teachers") from None
+        if self.gguf_file:
+            try:
+                import gguf  # noqa: F401
+            except ImportError:
+                raise MissingDependencyError("gguf", purpose="loading GGUF models") from None
+        kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kwargs)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=torch.float32, **kwargs)
+        model.eval()
+        return model, tokenizer
+
+    def load(self) -> None:
+        self._lm  # noqa: B018
+
+    def _cut(self, passage: str, tokens: int) -> str:
+        tokenizer = self._lm[1]
+        ids = tokenizer(passage, add_special_tokens=False)["input_ids"]
+        return passage if len(ids) <= tokens else tokenizer.decode(ids[:tokens])
+
+    def _prompt(self, **fields: str) -> str:
+        text = self.template.format(**fields)
+        if not self.config.use_chat():
+            return text
+        messages = ([{"role": "system", "content": self.config.system}] if self.config.system else []) + [
+            {"role": "user", "content": text}
+        ]
+        return self._lm[1].apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _forward(self, sequences: list[list[int]], keep: int = 1):
+        """Logits of the last ``keep`` positions of left-padded sequences, one forward per ``batch_size``.
+
+        Yields (indexes into ``sequences``, logits of shape (batch, keep, vocab), padded width).
+        """
+        import torch
+
+        model, tokenizer = self._lm
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        for lo in range(0, len(order), self.batch_size):
+            idx = order[lo : lo + self.batch_size]
+            width = max(len(sequences[i]) for i in idx)
+            ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, width - len(sequences[i]) :] = torch.tensor(sequences[i])
+                mask[row, width - len(sequences[i]) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+            yield idx, logits.float(), keep
+
+    def _encode(self, text: str) -> list[int]:
+        return self._lm[1](text, add_special_tokens=False)["input_ids"]
+
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import torch
+
+        cut = self.config.max_passage_tokens
+        scores = [0.0] * len(pairs)
+        if self.config.mode == "ql":
+            prefixes = [self._encode(self._prompt(passage=self._cut(p, cut))) for _, p in pairs]
+            targets = [self._encode(q) or [self._lm[1].eos_token_id] for q, _ in pairs]
+            keep = max(len(t) for t in targets) + 1
+            for idx, logits, width in self._forward([a + b for a, b in zip(prefixes, targets, strict=True)], keep):
+                logp = torch.log_softmax(logits, -1)
+                for row, i in enumerate(idx):
+                    n = len(targets[i])
+                    steps = logp[row, width - n - 1 : width - 1]
+                    scores[i] = float(steps.gather(1, torch.tensor(targets[i]).unsqueeze(1)).mean())
+            return scores
+        yes, no = self._token_ids(["yes", "Yes", " yes", " Yes"]), self._token_ids(["no", "No", " no", " No"])
+        prompts = [self._encode(self._prompt(query=q, passage=self._cut(p, cut))) for q, p in pairs]
+        for idx, logits, _ in self._forward(prompts):
+            last = logits[:, -1]
+            diff = torch.logsumexp(last[:, yes], -1) - torch.logsumexp(last[:, no], -1)
+            for row, i in enumerate(idx):
+                scores[i] = float(diff[row])
+        return scores
+
+    def _token_ids(self, words: list[str]) -> list[int]:
+        return sorted({self._encode(w)[0] for w in words})
+
+    def _prefer(self, triples: list[tuple[str, str, str]]) -> list[float]:
+        import torch
+
+        cut = self.config.max_passage_tokens
+        a_ids, b_ids = self._token_ids(["A", " A"]), self._token_ids(["B", " B"])
+        prompts = [
+            self._encode(self._prompt(query=q, passage_a=self._cut(a, cut), passage_b=self._cut(b, cut)))
+            for q, a, b in triples
+        ]
+        probs = [0.5] * len(triples)
+        for idx, logits, _ in self._forward(prompts):
+            last = logits[:, -1]
+            two = torch.stack([torch.logsumexp(last[:, a_ids], -1), torch.logsumexp(last[:, b_ids], -1)], -1)
+            p = torch.softmax(two, -1)[:, 0]
+            for row, i in enumerate(idx):
+                probs[i] = float(p[row])
+        return probs
+
+    def _rank_window(self, query: str, passages: list[str]) -> list[int]:
+        import torch
+
+        model, tokenizer = self._lm
+        cut = self.config.listwise_passage_tokens
+        listing = "\n".join(f"[{i}] {self._cut(p, cut)}" for i, p in enumerate(passages, start=1))
+        ids = torch.tensor([self._encode(self._prompt(query=query, passages=listing))])
+        with torch.inference_mode():
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=self.config.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        answer = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        perm, repairs = parse_permutation(answer, len(passages))
+        self.repairs.update(repairs)
+        self.repairs["windows"] += 1
+        return perm

@@ -1,0 +1,185 @@
+"""``retrodistill teach`` end to end: resume after SIGKILL, cheap re-runs, bad input, teachers in eval."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from retrodistill.cli.main import main
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="session")
+def tiny_ce(tmp_path_factory):
+    """An untrained cross-encoder head on all-MiniLM-L6-v2, seeded and saved: identical weights in every process."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(1234)
+    folder = tmp_path_factory.mktemp("tiny-ce")
+    CrossEncoder(MODEL, num_labels=1, max_length=64).save(str(folder))
+    return folder
+
+
+def _teach(store, dataset, teacher, *extra: str) -> list[str]:
+    return ["teach", "--teacher", teacher, "--store", str(store), "--dataset", str(dataset), "--depth", "10", *extra]
+
+
+def _teach10(store, dataset, teacher) -> list[str]:
+    return _teach(store, dataset, teacher, "--max-queries", "10")
+
+
+def _rows(store) -> list[tuple[str, str, float]]:
+    con = sqlite3.connect(store)
+    try:
+        return con.execute("SELECT qid, docid, score FROM scores ORDER BY qid, docid").fetchall()
+    finally:
+        con.close()
+
+
+def _count(store) -> int:
+    if not store.exists():
+        return 0
+    try:
+        con = sqlite3.connect(store, timeout=0.2)
+        try:
+            return con.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_teach_resumes_after_sigkill_with_nothing_lost_or_duplicated(tiny_ce, scifact_slice, tmp_path, capsys):
+    teacher = f"cross-encoder:{tiny_ce},batch_size=8,chunk_size=5"
+    whole = tmp_path / "whole.sqlite"
+    assert main(["-q", *_teach10(whole, scifact_slice, teacher)]) == 0
+    expected = _rows(whole)
+    assert len(expected) == 100  # 10 queries x top-10 (every slice query has >= 10 BM25 hits)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["scored_now"] == 100 and summary["rows_in_store"] == 100
+
+    killed = tmp_path / "killed.sqlite"
+    cmd = [sys.executable, "-m", "retrodistill.cli.main", "-q", *_teach10(killed, scifact_slice, teacher)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    while proc.poll() is None and _count(killed) < 15:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    at_kill = _count(killed)
+    assert 0 < at_kill < 100, f"the kill came too late or too early ({at_kill} rows)"
+
+    assert main(["-q", *_teach10(killed, scifact_slice, teacher)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["scored_now"] == 100 - at_kill
+    resumed = _rows(killed)
+    assert [(q, d) for q, d, _ in resumed] == [(q, d) for q, d, _ in expected]  # same keys, none twice
+    # batches are length-sorted within a chunk, so padding (and the last float bits) may differ after a resume
+    assert max(abs(a[2] - b[2]) for a, b in zip(resumed, expected, strict=True)) < 1e-4
+
+
+def test_a_finished_job_is_skipped_without_loading_the_model(tiny_ce, scifact_slice, tmp_path, capsys, monkeypatch):
+    from retrodistill.teachers.cross_encoder import CrossEncoderTeacher
+
+    store = tmp_path / "s.sqlite"
+    teacher = f"cross-encoder:{tiny_ce}"
+    assert main(_teach(store, scifact_slice, teacher, "--max-queries", "3")) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(CrossEncoderTeacher, "model", property(lambda self: pytest.fail("the model was loaded")))
+    assert main(_teach(store, scifact_slice, teacher, "--max-queries", "3")) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["scored_now"] == 0 and summary["rows_in_store"] == 30
+    assert "nothing to do" in err
+    side = json.loads((tmp_path / "s.sqlite.json").read_text())
+    assert side["teacher"]["semantics"] == "logit" and side["teacher"]["revision"].endswith(
+        hashlib.sha256((tiny_ce / "model.safetensors").read_bytes()).hexdigest()[:16]
+    )
+
+
+def test_force_positives_adds_judged_documents(tiny_ce, scifact_slice, tmp_path, capsys):
+    from retrodistill.data.load import load_dataset
+    from retrodistill.teachers.candidates import gather_candidates
+
+    data = load_dataset(str(scifact_slice), "test")
+    lists = gather_candidates(data, ["bm25s"], 2, force_positives=True, show_progress=False)
+    for qid, ids in lists.items():
+        assert {d for d, g in data.qrels[qid].items() if g > 0} <= set(ids)
+        assert len(ids) <= 2 + len(data.qrels[qid])
+
+
+def _fails(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("retrodistill: error: ")
+    return err
+
+
+def test_bad_input_is_one_clear_line_and_the_store_untouched(tiny_ce, scifact_slice, tmp_path, capsys):
+    store = tmp_path / "s.sqlite"
+    assert "unknown teacher 'mono'" in _fails(_teach(store, scifact_slice, "mono:x"), capsys)
+    run = tmp_path / "run.trec"
+    run.write_text("1 Q0 not-a-doc 1 3.0 x\n1 Q0 also-missing 2 2.0 x\n")
+    err = _fails(_teach(store, scifact_slice, f"cross-encoder:{tiny_ce}", "--candidates", str(run)), capsys)
+    assert "2 candidate documents are not in the corpus" in err
+    err = _fails(_teach(store, scifact_slice, "llm:m,mode=prp,template={query} {passage_a}"), capsys)
+    assert "lacks {passage_b}" in err
+    assert not store.exists()
+
+    assert main(["-q", *_teach(store, scifact_slice, f"cross-encoder:{tiny_ce}", "--max-queries", "1")]) == 0
+    capsys.readouterr()
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    err = _fails(_teach(store, scifact_slice, f"cross-encoder:{tiny_ce},max_length=32"), capsys)
+    assert "holds scores of another teacher" in err
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+
+
+def test_cross_encoder_reranker_in_eval_matches_the_store(tiny_ce, scifact_slice, tmp_path, capsys):
+    from retrodistill.data.load import load_dataset
+    from retrodistill.retrieval import RERANKERS
+    from retrodistill.teachers.candidates import gather_candidates
+    from retrodistill.teachers.store import ScoreStore
+
+    store = tmp_path / "s.sqlite"
+    assert main(["-q", *_teach(store, scifact_slice, f"cross-encoder:{tiny_ce}", "--max-queries", "4")]) == 0
+    data = load_dataset(str(scifact_slice), "test")
+    lists = gather_candidates(data, ["bm25s"], 10, max_queries=4, show_progress=False)
+    candidates = {q: {d: -float(i) for i, d in enumerate(ids)} for q, ids in lists.items()}
+    reranker = RERANKERS.get("cross-encoder")(str(tiny_ce))
+    run = reranker.rerank(data.queries, candidates, data.corpus, depth=6, show_progress=False)
+    stored = ScoreStore.open(store).scores()
+    for q, ids in lists.items():
+        assert set(run[q]) == set(ids)
+        assert all(run[q][d] == pytest.approx(stored[q][d], abs=1e-4) for d in ids[:6])
+        assert sorted(ids[6:], key=lambda d: -run[q][d]) == ids[6:]  # the rest keep their order below
+        assert max(run[q][d] for d in ids[6:]) < min(run[q][d] for d in ids[:6])
+
+
+def test_teacher_train_distills_from_a_store_and_resumes(tiny_ce, scifact_slice, tmp_path, capsys):
+    import torch
+
+    from retrodistill.teachers.train import TrainConfig, train
+
+    store = tmp_path / "s.sqlite"
+    assert main(["-q", *_teach(store, scifact_slice, f"cross-encoder:{tiny_ce}", "--max-queries", "6")]) == 0
+    base = dict(dataset=str(scifact_slice), split="test", eval_split=None, output=str(tmp_path / "student-ce"))
+    base.update(base_model=str(tiny_ce), loss="distill", teacher_store=str(store), negatives=3, queries_per_step=2)
+    base.update(max_length=32, checkpoint_every=1, log_every=1)
+    first = train(TrainConfig(**base, max_steps=2), show_progress=False)
+    assert first["steps"] == 2 and first["train_queries"] == 6
+    resumed = train(TrainConfig(**base, max_steps=3), show_progress=False)
+    state = torch.load(tmp_path / "student-ce" / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert resumed["steps"] == 3 and state["step"] == 3
+    assert [h["step"] for h in state["history"]] == [1, 2, 3]  # resumed at step 2, not from scratch
+    out = tmp_path / "student-ce"
+    assert (out / "model" / "model.safetensors").is_file() and (out / "curve.png").is_file()
+    assert json.loads((out / "config.json").read_text())["config"]["loss"] == "distill"
