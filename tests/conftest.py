@@ -78,3 +78,26 @@ def bi_encoder():
     from retrodistill.students.bi_encoder import BiEncoder
 
     return BiEncoder(MODEL, batch_size=32)
+
+
+@pytest.fixture(scope="session")
+def bm25_store(scifact_slice, tmp_path_factory):
+    """Teacher scores from BM25 (a real scorer) over the top 12 candidates plus the judged positives."""
+    from retrodistill.data.load import load_dataset
+    from retrodistill.retrieval.bm25s_bm25 import BM25sRetriever
+    from retrodistill.teachers.records import ScoredPair, TeacherSpec
+    from retrodistill.teachers.store import ScoreStore
+
+    ds = load_dataset(str(scifact_slice))
+    bm25 = BM25sRetriever()
+    bm25.index(ds.corpus)
+    run = bm25.retrieve(ds.judged_queries(), k=len(ds.corpus), show_progress=False)
+    path = tmp_path_factory.mktemp("store") / "bm25.sqlite"
+    spec = TeacherSpec("bm25s", "bm25s", "0.3", "pointwise", "bm25")
+    with ScoreStore(path, spec) as store:
+        rows = []
+        for qid, docs in run.items():
+            keep = sorted(docs, key=lambda d: -docs[d])[:12] + [d for d in ds.qrels[qid] if d in docs]
+            rows += [ScoredPair(qid, d, docs[d]) for d in dict.fromkeys(keep)]
+        store.add(rows)
+    return path

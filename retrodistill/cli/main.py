@@ -13,6 +13,12 @@ from retrodistill import __version__
 COMMANDS = {
     "eval": "retrodistill.cli.eval_cmd",
     "data": "retrodistill.cli.data_cmd",
+    "index": "retrodistill.cli.index_cmd",
+    "serve": "retrodistill.cli.serve_cmd",
+    "teach": "retrodistill.cli.teach_cmd",
+    "teacher": "retrodistill.cli.teacher_cmd",
+    "train": "retrodistill.cli.train_cmd",
+    "distill": "retrodistill.cli.distill_cmd",
 }
 
 
@@ -40,6 +46,7 @@ def _configure_logging(quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if quiet:
         os.environ["TQDM_DISABLE"] = "1"

@@ -108,20 +108,37 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
             run = retriever.retrieve(queries, config.k, show_progress)
         record(spec, run, time.perf_counter() - start)
 
+    baseline = config.baseline or results[0].name
+    add_significance(results, baseline, list(dataset.qrels), measure_names, config.significance)
+    return Report(config, dataset.name, len(queries), len(dataset.corpus), measure_names, baseline, results)
+
+
+def add_significance(
+    results: list[SystemResult], baseline: str, qids: list[str], measures: list[str], test: str
+) -> None:
+    """Fill each result's p-values against the ``baseline`` row (paired over ``qids``)."""
     names = [r.name for r in results]
-    baseline = config.baseline or names[0]
     if baseline not in names:
         raise ConfigError(f"baseline {baseline!r} is not among the systems: {', '.join(names)}")
     base = next(r for r in results if r.name == baseline)
-    qids = list(dataset.qrels)
     for result in results:
+        result.pvalues = {}
         if result is base:
             continue
-        for measure in measure_names:
+        for measure in measures:
             a = [result.evaluation.per_query[measure][q] for q in qids]
             b = [base.evaluation.per_query[measure][q] for q in qids]
-            result.pvalues[measure] = paired_test(a, b, config.significance)
-    return Report(config, dataset.name, len(queries), len(dataset.corpus), measure_names, baseline, results)
+            result.pvalues[measure] = paired_test(a, b, test)
+
+
+def combine_reports(reports: list[Report], baseline: str) -> Report:
+    """One table from reports on the same queries (e.g. retrieval rows and re-ranking rows)."""
+    first = reports[0]
+    results = [r for report in reports for r in report.results]
+    _check_unique([r.name for r in results])
+    qids = list(first.results[0].evaluation.per_query[first.measures[0]])
+    add_significance(results, baseline, qids, first.measures, first.config.significance)
+    return Report(first.config, first.dataset, first.n_queries, first.n_docs, first.measures, baseline, results)
 
 
 def _first_stage(spec_text: str, dataset: Dataset, config: EvalConfig, show_progress: bool) -> Run:

@@ -12,6 +12,11 @@ RETRIEVERS.register(
 RETRIEVERS.register(
     "dense", "retrodistill.retrieval.dense:DenseRetriever", "a sentence-transformers model, exact or FAISS search"
 )
+RETRIEVERS.register("index", "retrodistill.index.retriever:IndexDirRetriever", "an index directory: index:PATH")
+RETRIEVERS.register("server", "retrodistill.serve.client:ServerRetriever", "a running server: server:URL")
 
 RERANKERS = Registry("re-ranker")
 RERANKERS.register("dense", "retrodistill.retrieval.rerank:BiEncoderReranker", "bi-encoder inner product")
+RERANKERS.register("colbert", "retrodistill.retrieval.rerank:ColBERTReranker", "ColBERT student, exact MaxSim")
+RERANKERS.register("cross-encoder", "retrodistill.teachers.rerank:CrossEncoderReranker", "a CrossEncoder teacher")
+RERANKERS.register("llm", "retrodistill.teachers.rerank:LLMReranker", "an LLM teacher (mode=ql|yesno|prp|listwise)")

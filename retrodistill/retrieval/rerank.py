@@ -32,8 +32,7 @@ class BiEncoderReranker:
         depth: int | None = None,
         show_progress: bool = True,
     ) -> Run:
-        ranked = {qid: _ranked(docs) for qid, docs in candidates.items() if qid in queries}
-        lists = {qid: ids if depth is None else ids[:depth] for qid, ids in ranked.items()}
+        ranked, lists = rank_lists(queries, candidates, depth)
         doc_ids = sorted({did for ids in lists.values() for did in ids})
         row = {did: i for i, did in enumerate(doc_ids)}
         passages = self.encoder.encode_passages([corpus[d].full_text() for d in doc_ids], show_progress=show_progress)
@@ -43,12 +42,57 @@ class BiEncoderReranker:
         for qid, qvec in zip(qids, query_vecs, strict=True):
             ids = lists[qid]
             scores = passages[[row[d] for d in ids]] @ qvec
-            run[qid] = {d: float(s) for d, s in zip(ids, np.asarray(scores), strict=True)}
-            floor = min(run[qid].values(), default=0.0)
-            for offset, did in enumerate(ranked[qid][len(ids) :], start=1):
-                run[qid][did] = floor - offset
+            run[qid] = with_tail({d: float(s) for d, s in zip(ids, np.asarray(scores), strict=True)}, ranked[qid])
         return run
 
 
-def _ranked(docs: Mapping[str, float]) -> list[str]:
-    return sorted(docs, key=lambda d: (-docs[d], d))
+def rank_lists(
+    queries: Mapping[str, Query], candidates: Run, depth: int | None
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Per query: all candidates best first, and the top ``depth`` of them to re-rank."""
+    ranked = {qid: sorted(docs, key=lambda d: (-docs[d], d)) for qid, docs in candidates.items() if qid in queries}
+    return ranked, {qid: ids if depth is None else ids[:depth] for qid, ids in ranked.items()}
+
+
+def with_tail(scores: dict[str, float], ranked: list[str]) -> dict[str, float]:
+    """Append the candidates that were not re-ranked, in first-stage order, below the lowest new score."""
+    floor = min(scores.values(), default=0.0)
+    tail = [d for d in ranked if d not in scores]
+    return scores | {did: floor - offset for offset, did in enumerate(tail, start=1)}
+
+
+class ColBERTReranker:
+    """Exact MaxSim re-ranking of candidate lists with a ColBERT student folder (the served ColBERT path).
+
+    Scores are MaxSim sums over query tokens (higher = more relevant); candidates below ``depth``
+    keep their first-stage order beneath the re-ranked ones.
+    """
+
+    name = "colbert-rerank"
+
+    def __init__(self, model: str, batch_size: int = 32) -> None:
+        from retrodistill.students.colbert import ColBERT
+
+        self.model = ColBERT.load(model).eval()
+        self.batch_size = batch_size
+
+    def rerank(
+        self,
+        queries: Mapping[str, Query],
+        candidates: Run,
+        corpus: Mapping[str, Document],
+        depth: int | None = None,
+        show_progress: bool = True,
+    ) -> Run:
+        from retrodistill.students.colbert import maxsim_numpy
+
+        ranked, lists = rank_lists(queries, candidates, depth)
+        doc_ids = sorted({did for ids in lists.values() for did in ids})
+        vectors = self.model.encode_passages([corpus[d].full_text() for d in doc_ids], self.batch_size)
+        by_id = dict(zip(doc_ids, vectors, strict=True))
+        qids = list(lists)
+        query_vecs = self.model.encode_queries([queries[q].text for q in qids])
+        run: Run = {}
+        for qid, qvec in zip(qids, query_vecs, strict=True):
+            run[qid] = with_tail({d: maxsim_numpy(qvec, by_id[d]) for d in lists[qid]}, ranked[qid])
+        return run

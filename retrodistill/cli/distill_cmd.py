@@ -1,0 +1,39 @@
+"""``retrodistill distill CONFIG``: the whole chain, re-using stored work when run again."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "distill",
+        help="candidates -> teacher scores -> student -> evaluation table, in one command",
+        description="Run the distillation chain from one config (train_dataset, eval_dataset, teacher, "
+        "candidates, depth, student{...}, work_dir). Re-running re-uses the score store, the trained "
+        "student and cached embeddings.",
+    )
+    p.add_argument("config", type=Path, help="JSON or YAML distillation config")
+    p.add_argument("--work-dir", help="override the config's work_dir")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from retrodistill.cli.configfile import load_config_file
+    from retrodistill.eval.report import render_table
+    from retrodistill.pipeline import DistillConfig, run_distill
+
+    values = load_config_file(args.config)
+    if args.work_dir:
+        values["work_dir"] = args.work_dir
+    config = DistillConfig(**values)
+    report = run_distill(config, show_progress=not args.quiet)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(render_table(report))
+    console.print(f"teacher scores, student, runs and metrics in {config.work_dir}/")
+    return 0

@@ -1,0 +1,148 @@
+"""Training loop of the ColBERT student: (B, G) MaxSim scores against teacher scores, resumable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from retrodistill import __version__
+from retrodistill.atomic import write_json
+from retrodistill.students.colbert import ColBERT, maxsim
+from retrodistill.students.config import StudentConfig
+from retrodistill.students.distill_loss import mix_losses
+from retrodistill.students.groups import StudentExample
+
+log = logging.getLogger("retrodistill.students")
+
+
+def train_colbert(config: StudentConfig, show_progress: bool = True):
+    from retrodistill.students.train import TrainResult, plot_curve, prepare
+
+    _, examples = prepare(config)
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"retrodistill_version": __version__, "config": config.model_dump()})
+    torch.manual_seed(config.seed)
+    model = ColBERT.load(config.model, doc_maxlen=config.max_seq_length)
+    per_epoch = math.ceil(len(examples) / config.batch_size)
+    total = config.max_steps or max(1, int(per_epoch * config.epochs))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    warmup = int(total * config.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+    )
+    history: list[dict] = []
+    step = _resume(out / "checkpoints", model, optimizer, scheduler, history)
+    model.train()
+    started = time.perf_counter()
+    bar = tqdm(total=total, initial=step, desc="train colbert", unit="step", disable=not show_progress)
+    while step < total:
+        epoch, index = divmod(step, per_epoch)
+        order = np.random.default_rng(config.seed + epoch).permutation(len(examples))
+        batch = [examples[i] for i in order[index * config.batch_size : (index + 1) * config.batch_size]]
+        loss, parts = _step_loss(model, batch, config)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        history.append({"step": step, "loss": float(loss.detach()), **{f"loss_{k}": v for k, v in parts.items()}})
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+        if step % config.save_steps == 0 or step == total:
+            _save_checkpoint(out / "checkpoints", step, model, optimizer, scheduler, history)
+    bar.close()
+    history.append({"step": step, "train_runtime": round(time.perf_counter() - started, 1)})
+    model_dir = out / "model"
+    tmp = out / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(tmp)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp.rename(model_dir)
+    write_json(out / "train_log.json", {"retrodistill_version": __version__, "log_history": history})
+    plot_curve(history, out / "training_curve.png", title=f"ColBERT {config.model} -> {out.name}")
+    metrics = _final_eval(config, model_dir) if config.eval_dataset else {}
+    return TrainResult(out, model_dir, step, metrics)
+
+
+def _step_loss(model: ColBERT, batch: list[StudentExample], config: StudentConfig):
+    group = config.group_size
+    queries, _ = model(model.tokenize([e.query for e in batch], is_query=True))
+    docs, mask = model(model.tokenize([p for e in batch for p in e.passages], is_query=False))
+    b = len(batch)
+    docs = docs.reshape(b, group, docs.shape[1], docs.shape[2])
+    mask = mask.reshape(b, group, -1)
+    student = maxsim(queries, docs, mask)
+    in_batch = None
+    if "infonce" in config.loss:
+        all_docs = docs.reshape(1, b * group, docs.shape[2], docs.shape[3]).expand(b, -1, -1, -1)
+        all_mask = mask.reshape(1, b * group, -1).expand(b, -1, -1)
+        in_batch = maxsim(queries, all_docs, all_mask)
+    teacher = torch.tensor([e.scores for e in batch], dtype=student.dtype)
+    return mix_losses(
+        student, teacher, config.loss, config.temperature, config.teacher_norm, in_batch, config.temperature
+    )
+
+
+def _save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, history) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".step-{step}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp / "state.pt",
+    )
+    (tmp / "history.json").write_text(json.dumps(history))
+    tmp.rename(folder / f"step-{step}")
+    for old in sorted(folder.glob("step-*"), key=lambda p: int(p.name[5:]))[:-2]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _resume(folder: Path, model, optimizer, scheduler, history: list[dict]) -> int:
+    done = sorted(folder.glob("step-*"), key=lambda p: int(p.name[5:])) if folder.is_dir() else []
+    if not done:
+        return 0
+    last = done[-1]
+    state = torch.load(last / "state.pt", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    history.extend(json.loads((last / "history.json").read_text()))
+    log.info("resuming from %s", last)
+    return int(last.name[5:])
+
+
+def _final_eval(config: StudentConfig, model_dir: Path) -> dict[str, float]:
+    """Exact MaxSim re-ranking of the eval split's first-stage top-100 (the served ColBERT path)."""
+    from retrodistill.eval.config import EvalConfig
+    from retrodistill.eval.harness import run_evaluation
+    from retrodistill.eval.report import write_outputs
+
+    eval_config = EvalConfig(
+        dataset=config.eval_dataset,
+        split=config.eval_split,
+        candidates=config.eval_candidates,
+        depth=100,
+        systems=[f"colbert:{model_dir},label=student"],
+    )
+    report = run_evaluation(eval_config, show_progress=False)
+    write_outputs(report, Path(config.output) / "eval")
+    metrics = report.results[-1].evaluation.aggregate
+    write_json(Path(config.output) / "metrics.json", {"retrodistill_version": __version__, "eval": metrics})
+    return metrics

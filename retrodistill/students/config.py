@@ -1,0 +1,59 @@
+"""The student training configuration (``retrodistill train CONFIG``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class StudentConfig(BaseModel):
+    """What to train, from which teacher scores, and how. Unknown keys are rejected.
+
+    ``store`` names a teacher score store (``retrodistill teach``); without it the student is
+    fine-tuned on the train qrels alone with in-batch InfoNCE over BM25 hard negatives (the
+    supervised baseline). ``loss`` mixes LOSSES by weight, e.g. ``{"kl": 1.0, "infonce": 0.1}``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    student: Literal["bi-encoder", "colbert"] = "bi-encoder"
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    dataset: str = Field(..., description="training data: ir_datasets id or BEIR folder")
+    split: str = "train"
+    store: str | None = None
+    eval_dataset: str | None = None
+    eval_split: str = "test"
+    eval_candidates: str = "bm25s"
+    eval_queries: int | None = Field(100, ge=1, description="queries re-ranked by the in-training evaluator")
+    eval_steps: int | None = Field(None, ge=1)
+    group_size: int = Field(8, ge=2)
+    negatives: Literal["top", "spread", "random"] = "spread"
+    hard_negative_depth: int = Field(30, ge=1, description="BM25 depth for the supervised baseline's negatives")
+    loss: dict[str, float] = Field(default_factory=lambda: {"kl": 1.0})
+    temperature: float = Field(1.0, gt=0)
+    student_scale: float = Field(20.0, gt=0, description="cosine x scale = the student's score")
+    teacher_norm: Literal["none", "zscore"] = "none"
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_seq_length: int = Field(256, ge=8)
+    save_steps: int = Field(100, ge=1)
+    seed: int = 42
+    output: str = Field(..., description="output folder: model/, checkpoints/, logs, metrics")
+
+    @field_validator("loss")
+    @classmethod
+    def _known_losses(cls, value: dict[str, float]) -> dict[str, float]:
+        from retrodistill.losses import LOSSES
+
+        if not value:
+            raise ValueError("give at least one loss, e.g. {'kl': 1.0}")
+        for name, weight in value.items():
+            if name not in LOSSES:
+                raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES.names())}")
+            if weight < 0:
+                raise ValueError(f"loss weight of {name!r} must be >= 0")
+        return value

@@ -1,0 +1,102 @@
+"""The ColBERT student: MaxSim against numpy, save/load, query augmentation, resumable training."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from retrodistill.students.colbert import ColBERT, maxsim, maxsim_numpy
+from retrodistill.students.config import StudentConfig
+from retrodistill.students.train import train_student
+
+QUERIES = ["vitamin d and bone density", "does smoking cause lung cancer"]
+PASSAGES = [
+    "Vitamin D supplementation improved bone mineral density in elderly women.",
+    "Cigarette smoking is the leading cause of lung cancer worldwide, cohort studies show.",
+    "The weather in Paris is mild.",
+]
+
+
+@pytest.fixture(scope="module")
+def colbert():
+    torch.manual_seed(0)
+    return ColBERT("sentence-transformers/all-MiniLM-L6-v2", dim=64, doc_maxlen=64).eval()
+
+
+def test_shapes_norms_and_query_augmentation(colbert):
+    q = colbert.encode_queries(QUERIES)
+    assert q.shape == (2, 32, 64) and q.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-5)
+    p = colbert.encode_passages(PASSAGES)
+    assert [v.shape[1] for v in p] == [64, 64, 64]
+    assert p[2].shape[0] < p[1].shape[0]  # padding removed, each passage its own length
+    ids = colbert.tokenize(QUERIES, is_query=True)["input_ids"]
+    assert (ids[:, 1] == colbert.query_marker_id).all() and (ids == colbert.tokenizer.mask_token_id).any()
+
+
+def test_maxsim_torch_equals_numpy(colbert):
+    q = colbert.encode_queries(QUERIES)
+    p = colbert.encode_passages(PASSAGES)
+    longest = max(v.shape[0] for v in p)
+    docs = np.zeros((1, 3, longest, 64), np.float32)
+    mask = np.zeros((1, 3, longest), bool)
+    for i, v in enumerate(p):
+        docs[0, i, : len(v)] = v
+        mask[0, i, : len(v)] = True
+    for qi in range(2):
+        torch_scores = maxsim(torch.from_numpy(q[qi : qi + 1]), torch.from_numpy(docs), torch.from_numpy(mask))[0]
+        by_hand = [sum(max(float(a @ b) for b in v) for a in q[qi]) for v in p]
+        np.testing.assert_allclose(torch_scores.numpy(), by_hand, rtol=1e-5)
+        np.testing.assert_allclose([maxsim_numpy(q[qi], v) for v in p], by_hand, rtol=1e-5)
+
+
+def test_save_load_roundtrip(colbert, tmp_path):
+    colbert.save(tmp_path / "m")
+    again = ColBERT.load(tmp_path / "m").eval()
+    np.testing.assert_allclose(again.encode_queries(QUERIES), colbert.encode_queries(QUERIES), atol=1e-6)
+    assert again.config_dict == colbert.config_dict
+
+
+TRAIN = "import sys; from retrodistill.cli.main import main; sys.exit(main(['-q', 'train', sys.argv[1]]))"
+
+
+def test_colbert_training_resumes_after_kill(scifact_slice, tmp_path, request):
+    store = request.getfixturevalue("bm25_store")
+    values = dict(
+        student="colbert",
+        dataset=str(scifact_slice),
+        split="test",
+        store=str(store),
+        group_size=3,
+        batch_size=2,
+        max_steps=6,
+        save_steps=2,
+        max_seq_length=48,
+        loss={"kl": 1.0, "infonce": 0.5},
+        lr=5e-5,
+    )
+    straight = train_student(StudentConfig(**values, output=str(tmp_path / "a")), show_progress=False)
+    cfg = tmp_path / "b.json"
+    cfg.write_text(json.dumps({**values, "output": str(tmp_path / "b")}))
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(cfg)], env=os.environ)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (tmp_path / "b" / "checkpoints" / "step-2").is_dir():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b" / "model").exists(), "the kill should land before the end"
+    done = subprocess.run([sys.executable, "-c", TRAIN, str(cfg)], env=os.environ, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a = ColBERT.load(straight.model_dir).eval().encode_queries(QUERIES)
+    b = ColBERT.load(tmp_path / "b" / "model").eval().encode_queries(QUERIES)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    history = json.loads((tmp_path / "b" / "train_log.json").read_text())["log_history"]
+    assert [h["step"] for h in history if "loss" in h] == list(range(1, 7))

@@ -1,0 +1,99 @@
+"""Student training on a real SciFact slice with a real (BM25) teacher store: resume, loading, bad configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from retrodistill.errors import ConfigError
+from retrodistill.students.config import StudentConfig
+from retrodistill.students.train import prepare, train_student
+from retrodistill.teachers.records import ScoredPair, TeacherSpec
+from retrodistill.teachers.store import ScoreStore
+
+TEXTS = ["coronary heart disease risk", "Vitamin D deficiency is common in elderly patients."]
+
+
+def _config(scifact_slice, store, output, **over):
+    values = dict(
+        dataset=str(scifact_slice),
+        split="test",
+        store=str(store),
+        group_size=4,
+        batch_size=4,
+        max_steps=8,
+        save_steps=3,
+        max_seq_length=32,
+        loss={"kl": 1.0, "infonce": 0.1},
+        lr=5e-5,
+        output=str(output),
+    )
+    values.update(over)
+    return values
+
+
+def test_bad_configs_fail_before_training(scifact_slice, bm25_store, tmp_path):
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "a"), learning_rate=1e-3)
+    with pytest.raises(ValidationError, match="unknown loss 'listnet'"):
+        StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "a", loss={"listnet": 1.0}))
+    with pytest.raises(ConfigError, match="not found; create it with `retrodistill teach`"):
+        prepare(StudentConfig(**_config(scifact_slice, tmp_path / "nope.sqlite", tmp_path / "a")))
+    with pytest.raises(ConfigError, match="group_size 20 needs 19 scored negatives"):
+        prepare(StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "a", group_size=20)))
+    other = tmp_path / "other.sqlite"
+    with ScoreStore(other, TeacherSpec("bm25s", "bm25s", "0.3", "pointwise", "bm25")) as store:
+        store.add([ScoredPair("not-a-query", "d", 1.0)])
+    with pytest.raises(ConfigError, match="holds no query of"):
+        prepare(StudentConfig(**_config(scifact_slice, other, tmp_path / "a")))
+    assert not (tmp_path / "a").exists()
+
+
+TRAIN = "import sys; from retrodistill.cli.main import main; sys.exit(main(['-q', 'train', sys.argv[1]]))"
+
+
+def test_kill_and_resume_matches_uninterrupted(scifact_slice, bm25_store, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    straight = train_student(StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "straight")), False)
+    assert straight.steps == 8
+    cfg = tmp_path / "resume.json"
+    cfg.write_text(json.dumps(_config(scifact_slice, bm25_store, tmp_path / "resumed")))
+    ckpt = tmp_path / "resumed" / "checkpoints" / "checkpoint-3"
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(cfg)], env=os.environ)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpt / "trainer_state.json").is_file():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (ckpt / "trainer_state.json").is_file()
+    assert not (tmp_path / "resumed" / "model").exists(), "the kill should land before the end"
+    result = subprocess.run([sys.executable, "-c", TRAIN, str(cfg)], env=os.environ, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a = SentenceTransformer(str(straight.model_dir)).encode(TEXTS)
+    b = SentenceTransformer(str(tmp_path / "resumed" / "model")).encode(TEXTS)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    log = json.loads((tmp_path / "resumed" / "train_log.json").read_text())["log_history"]
+    assert any("loss" in h for h in log) and (tmp_path / "resumed" / "training_curve.png").stat().st_size > 1000
+
+
+def test_saved_student_loads_in_plain_sentence_transformers(scifact_slice, bm25_store, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    result = train_student(StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "s", max_steps=2)), False)
+    plain = SentenceTransformer(str(result.model_dir)).encode(TEXTS, normalize_embeddings=True)
+    ours = BiEncoder(str(result.model_dir)).encode_passages(TEXTS)
+    np.testing.assert_allclose(plain, ours, atol=1e-6)
+    init = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2").encode(TEXTS, normalize_embeddings=True)
+    assert not np.allclose(plain, init, atol=1e-4), "training should have moved the weights"
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["config"]["group_size"] == 4
