@@ -102,6 +102,7 @@ def test_dl19_rerank_from_cli(data_dir, tmp_path):
         (["-s", "bm42"], "unknown retriever 'bm42'; choose one of: bm25s, pyserini, dense"),
         (["-s", "bm25s,k3=1"], "unknown option 'k3' for bm25s; it takes: k1, b, method"),
         (["-s", "dense"], "dense needs a model: write dense:MODEL_ID_OR_PATH"),
+        (["-s", "index"], "index needs an index directory: write index:DIR"),
         (["-s", "bm25s", "-m", "nDCG@ten"], "unknown measure 'nDCG@ten'"),
         (["-s", "bm25s", "--baseline", "bm26"], "baseline 'bm26' is not among the systems"),
         (["-s", "bm25s", "-s", "bm25s"], "two systems are named 'bm25s'"),

@@ -170,7 +170,9 @@ def _build(cls: type, spec: SystemSpec, config: EvalConfig) -> object:
         kwargs["cache_dir"] = config.cache_dir
     if "model" in params:
         if not spec.arg:
-            raise ConfigError(f"{spec.kind} needs a model: write {spec.kind}:MODEL_ID_OR_PATH")
+            what = {"index": "an index directory", "server": "a server URL", "run": "a file"}.get(spec.kind, "a model")
+            arg = {"index": "DIR", "server": "URL", "run": "PATH"}.get(spec.kind, "MODEL_ID_OR_PATH")
+            raise ConfigError(f"{spec.kind} needs {what}: write {spec.kind}:{arg}")
         return cls(spec.arg, **kwargs)
     if spec.arg:
         raise ConfigError(f"{spec.kind} takes no ':{spec.arg}' argument; pass options as {spec.kind},key=value")
