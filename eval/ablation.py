@@ -6,7 +6,9 @@ The config holds the distillation keys (train/eval datasets, teacher, candidates
 ``variants``: name -> StudentConfig keys (a variant with "supervised": true trains on the qrels alone,
 without teacher scores: the fine-tuning baseline). Stored work is re-used: the teacher store, trained
 students and cached embeddings. Results: <work_dir>/eval/ (metrics.json, runs, metrics.png) and
-<work_dir>/ablation.json + ablation.md with training and evaluation seconds per row.
+<work_dir>/ablation.json + ablation.md with training and evaluation seconds per row. ``--only NAME``
+trains the named variants and stops (to split the training over several processes; a last run without
+``--only`` trains nothing new and writes the table).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", type=Path)
+    parser.add_argument(
+        "--only", action="append", default=None, help="train only these variants, no table (repeatable)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -39,6 +44,8 @@ def main() -> None:
     teach_seconds = time.perf_counter() - start
     students, seconds = [], {}
     for name, keys in variants.items():
+        if args.only and name not in args.only:
+            continue
         supervised = bool(keys.pop("supervised", False))
         student = StudentConfig(
             **{**config.student, **keys},
@@ -53,6 +60,8 @@ def main() -> None:
             train_student(student)
         seconds[name] = time.perf_counter() - t0
         students.append((student, model_dir))
+    if args.only:
+        return
     report = compare(config, students, work)
     from retrodistill.eval.report import write_outputs
 

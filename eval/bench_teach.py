@@ -7,7 +7,10 @@ Same pairs for every path: the BM25 (bm25s) top-``depth`` of the first ``queries
   then the identical command again (everything is in the store: nothing is scored, no model is loaded);
 * ``naive per query``: ``CrossEncoder.predict(pairs_of_one_query)`` per query (default batch 32), as
   people usually write a re-ranking loop;
-* ``naive per pair``: ``CrossEncoder.predict([pair])`` per pair (on the first ``per_pair`` pairs only).
+* ``naive per pair``: ``CrossEncoder.predict([pair])`` per pair (on the first ``per_pair`` pairs only);
+* ``teach dtype=bfloat16``: the same command with the teacher option ``dtype=bfloat16`` (autocast), into
+  its own store; its scores are compared with the float32 ones (max |difference|, Spearman, and the
+  share of queries whose top-10 order is unchanged).
 
 Throughput depends on the architecture, not on trained weights, so an untrained head (seeded) serves.
 Peak RSS: the teach subprocess (ru_maxrss of children) and this process (naive paths, same model).
@@ -67,6 +70,14 @@ def main() -> None:
         runs.append((time.perf_counter() - start, json.loads(out.stdout.strip().splitlines()[-1])))
     teach_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     first, second = runs
+    bf16_store = work / "store-bf16.sqlite"
+    bf16_cmd = [
+        a.replace(f"max_length={args.max_length}", f"max_length={args.max_length},dtype=bfloat16") for a in teach
+    ]
+    bf16_cmd[bf16_cmd.index(str(store))] = str(bf16_store)
+    out = subprocess.run(bf16_cmd, check=True, capture_output=True, text=True, env=os.environ.copy())
+    bf16 = json.loads(out.stdout.strip().splitlines()[-1])
+    agreement = _agreement(store, bf16_store)
     pairs_total = first[1]["pairs"]
 
     data = load_dataset(args.dataset)
@@ -110,6 +121,9 @@ def main() -> None:
     }
     result["speedup_vs_per_query"] = teach_rate / result["naive_per_query"]["pairs_per_s"]
     result["speedup_vs_per_pair"] = teach_rate / result["naive_per_pair"]["pairs_per_s"]
+    bf16_rate = bf16["pairs"] / bf16["seconds"]
+    result["teach_bf16"] = {"scoring_seconds": bf16["seconds"], "pairs_per_s": bf16_rate, **agreement}
+    result["speedup_bf16_vs_per_query"] = bf16_rate / result["naive_per_query"]["pairs_per_s"]
     out_base = Path(args.output or f"eval/results/teachers/bench_teach_{args.max_length}")
     out_base.parent.mkdir(parents=True, exist_ok=True)
     out_base.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
@@ -120,6 +134,8 @@ def main() -> None:
         "| path | pairs/s | speed-up of teach | peak RSS MB |",
         "|---|---|---|---|",
         f"| `retrodistill teach` (length-sorted, stored) | {teach_rate:.1f} | 1.00x | {teach_rss:.0f} |",
+        f"| `retrodistill teach`, `dtype=bfloat16` | {bf16_rate:.1f} | "
+        f"{bf16_rate / teach_rate:.2f}x (vs per-query: {result['speedup_bf16_vs_per_query']:.2f}x) | |",
         f"| naive: predict per query | {result['naive_per_query']['pairs_per_s']:.1f} | "
         f"{result['speedup_vs_per_query']:.2f}x | {naive_rss:.0f} |",
         f"| naive: predict per pair ({len(flat)} pairs) | {result['naive_per_pair']['pairs_per_s']:.1f} | "
@@ -127,9 +143,35 @@ def main() -> None:
         "",
         f"Second identical `teach` run: {second[0]:.1f} s wall (process start, data + BM25, store check; "
         f"{second[1]['scored_now']} pairs scored, no model loaded).",
+        "",
+        f"bfloat16 vs float32 scores: max |diff| {agreement['max_abs_diff']:.4f}, Spearman "
+        f"{agreement['spearman']:.5f}, same top-10 order in {agreement['same_top10']:.0%} of queries.",
     ]
     out_base.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def _agreement(a: Path, b: Path) -> dict[str, float]:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from retrodistill.teachers.store import ScoreStore
+
+    with ScoreStore.open(a) as x, ScoreStore.open(b) as y:
+        run_a, run_b = x.run(), y.run()
+    keys = [(q, d) for q in run_a for d in run_a[q]]
+    va = np.array([run_a[q][d] for q, d in keys])
+    vb = np.array([run_b[q][d] for q, d in keys])
+
+    def top10(run, q):
+        return sorted(run[q], key=lambda d: -run[q][d])[:10]
+
+    same = np.mean([top10(run_a, q) == top10(run_b, q) for q in run_a])
+    return {
+        "max_abs_diff": float(np.abs(va - vb).max()),
+        "spearman": float(spearmanr(va, vb).correlation),
+        "same_top10": float(same),
+    }
 
 
 if __name__ == "__main__":

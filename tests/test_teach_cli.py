@@ -183,3 +183,41 @@ def test_teacher_train_distills_from_a_store_and_resumes(tiny_ce, scifact_slice,
     out = tmp_path / "student-ce"
     assert (out / "model" / "model.safetensors").is_file() and (out / "curve.png").is_file()
     assert json.loads((out / "config.json").read_text())["config"]["loss"] == "distill"
+
+
+def test_bfloat16_is_its_own_teacher_and_ranks_like_float32(tiny_ce, scifact_slice):
+    from scipy.stats import spearmanr
+
+    from retrodistill.data.load import load_dataset
+    from retrodistill.errors import ConfigError
+    from retrodistill.teachers.cross_encoder import CrossEncoderTeacher
+
+    with pytest.raises(ConfigError, match="dtype"):
+        CrossEncoderTeacher(str(tiny_ce), dtype="float16")
+    fp32, bf16 = CrossEncoderTeacher(str(tiny_ce)), CrossEncoderTeacher(str(tiny_ce), dtype="bfloat16")
+    assert "dtype" not in fp32.spec.options and bf16.spec.options["dtype"] == "bfloat16"
+    assert fp32.spec.fingerprint() != bf16.spec.fingerprint()  # stored apart, never mixed in one store
+    data = load_dataset(str(scifact_slice), "test")
+    query = next(iter(data.queries.values())).text
+    pairs = [(query, doc.full_text()) for doc in list(data.corpus.values())[:24]]
+    a, b = fp32._score_pairs(pairs), bf16._score_pairs(pairs)
+    assert a != b  # autocast really ran
+    assert spearmanr(a, b).correlation > 0.98
+
+
+def test_groups_with_several_positives_and_the_eval_split_of_an_ir_datasets_id(tmp_path):
+    import random
+
+    from retrodistill.teachers.train import TrainConfig, _sample, eval_dataset_id
+
+    config = TrainConfig(dataset="beir/nfcorpus/train", output=str(tmp_path), positives=3, negatives=4)
+    assert eval_dataset_id(config) == "beir/nfcorpus/test"
+    assert eval_dataset_id(config.model_copy(update={"eval_dataset": "beir/nfcorpus/dev"})) == "beir/nfcorpus/dev"
+    folder = TrainConfig(dataset=str(tmp_path), split="train", output=str(tmp_path))
+    assert eval_dataset_id(folder) == str(tmp_path)  # a BEIR folder takes the split as an argument
+    qrels = {"p1": 1, "p2": 1, "p3": 1, "p4": 1, "n1": 0}
+    group = ("q", {d: 1.0 for d in ("p1", "p2", "p3", "p4")}, ["p2", "n1", "x1", "x2", "x3", "x4"])
+    ids, k = _sample(config, group, qrels, random.Random(0), ["c1", "c2"])
+    assert k == 3 and len(ids) == 7 and len(set(ids)) == 7
+    assert set(ids[:3]) <= {"p1", "p2", "p3", "p4"}
+    assert set(ids[3:]) <= {"n1", "x1", "x2", "x3", "x4"}  # negatives are never judged positives

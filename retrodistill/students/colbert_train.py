@@ -48,7 +48,8 @@ def train_colbert(config: StudentConfig, show_progress: bool = True):
         epoch, index = divmod(step, per_epoch)
         order = np.random.default_rng(config.seed + epoch).permutation(len(examples))
         batch = [examples[i] for i in order[index * config.batch_size : (index + 1) * config.batch_size]]
-        loss, parts = _step_loss(model, batch, config)
+        with torch.autocast(model.projection.weight.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            loss, parts = _step_loss(model, batch, config)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -81,12 +82,12 @@ def _step_loss(model: ColBERT, batch: list[StudentExample], config: StudentConfi
     b = len(batch)
     docs = docs.reshape(b, group, docs.shape[1], docs.shape[2])
     mask = mask.reshape(b, group, -1)
-    student = maxsim(queries, docs, mask)
+    student = maxsim(queries, docs, mask).float()
     in_batch = None
     if "infonce" in config.loss:
         all_docs = docs.reshape(1, b * group, docs.shape[2], docs.shape[3]).expand(b, -1, -1, -1)
         all_mask = mask.reshape(1, b * group, -1).expand(b, -1, -1)
-        in_batch = maxsim(queries, all_docs, all_mask)
+        in_batch = maxsim(queries, all_docs, all_mask).float()
     teacher = torch.tensor([e.scores for e in batch], dtype=student.dtype)
     return mix_losses(
         student, teacher, config.loss, config.temperature, config.teacher_norm, in_batch, config.temperature

@@ -39,8 +39,14 @@ class StudentConfig(BaseModel):
     batch_size: int = Field(16, ge=1)
     lr: float = Field(2e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    max_seq_length: int = Field(256, ge=8)
+    max_seq_length: int = Field(256, ge=8, description="token cap while training")
+    inference_max_seq_length: int | None = Field(
+        None, ge=8, description="token cap saved with the bi-encoder for encoding (default: max_seq_length)"
+    )
     save_steps: int = Field(100, ge=1)
+    bf16: bool = Field(
+        False, description="bfloat16 autocast in training (2-3x faster on CPUs with AVX512-BF16/AMX and on GPUs)"
+    )
     seed: int = 42
     output: str = Field(..., description="output folder: model/, checkpoints/, logs, metrics")
 

@@ -73,8 +73,8 @@ class ScoreDistillationLoss(nn.Module):
         from sentence_transformers.base.losses.merged_forward import embed_columns
 
         embeddings = embed_columns(self.model, sentence_features)
-        query = nn.functional.normalize(embeddings[0], dim=-1)
-        docs = nn.functional.normalize(torch.stack(embeddings[1:], dim=1), dim=-1)  # (B, G, d)
+        query = nn.functional.normalize(embeddings[0].float(), dim=-1)
+        docs = nn.functional.normalize(torch.stack(embeddings[1:], dim=1).float(), dim=-1)  # (B, G, d)
         batch, group = docs.shape[:2]
         student = torch.einsum("bd,bgd->bg", query, docs) * self.scale
         in_batch = query @ docs.reshape(batch * group, -1).T if "infonce" in self.weights else None

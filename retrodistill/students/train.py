@@ -127,6 +127,8 @@ def train_student(config: StudentConfig, show_progress: bool = True) -> TrainRes
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
+        bf16=config.bf16,
+        use_cpu=config.bf16 and not _has_accelerator(),
     )
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=train_data, loss=loss, evaluator=evaluator
@@ -139,6 +141,7 @@ def train_student(config: StudentConfig, show_progress: bool = True) -> TrainRes
     model_dir = out / "model"
     tmp = out / ".model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    model.max_seq_length = config.inference_max_seq_length or config.max_seq_length
     model.save(str(tmp))
     shutil.rmtree(model_dir, ignore_errors=True)
     tmp.rename(model_dir)
@@ -147,6 +150,12 @@ def train_student(config: StudentConfig, show_progress: bool = True) -> TrainRes
     plot_curve(history, out / "training_curve.png", title=f"{config.model} -> {out.name}")
     metrics = _final_eval(config, model_dir) if config.eval_dataset else {}
     return TrainResult(out, model_dir, int(trainer.state.global_step), metrics)
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:

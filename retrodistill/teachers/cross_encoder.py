@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from retrodistill.errors import MissingDependencyError
+from retrodistill.errors import ConfigError, MissingDependencyError
 from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.records import TeacherSpec
+
+DTYPES = ("float32", "bfloat16")
 
 
 def model_revision(model_id: str) -> str:
@@ -22,6 +24,10 @@ class CrossEncoderTeacher(Teacher):
     Scores are the model's raw logits (no sigmoid), higher = more relevant. Pairs are sorted by
     length, batched, scored, and put back in their order, so a batch pads to similar lengths.
     ``chunk_size`` pairs are scored and stored per transaction (it does not change scores).
+    ``dtype="bfloat16"`` runs the forward pass under bfloat16 autocast: on CPUs with AVX512-BF16 or
+    AMX (and on GPUs) it is 2-3x faster, with logits within ~0.05 of float32 (rank correlation
+    > 0.999 in ``eval/bench_teach.py``). It is part of the teacher's identity, so its scores are
+    stored apart from float32 ones.
     """
 
     granularity = "pointwise"
@@ -33,8 +39,12 @@ class CrossEncoderTeacher(Teacher):
         max_length: int | None = None,
         device: str | None = None,
         chunk_size: int = 512,
+        dtype: str = "float32",
     ) -> None:
         super().__init__()
+        if dtype not in DTYPES:
+            raise ConfigError(f"cross-encoder dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+        self.dtype = dtype
         self.chunk_size = int(chunk_size)
         self.model_id = model
         self.batch_size = int(batch_size)
@@ -43,7 +53,9 @@ class CrossEncoderTeacher(Teacher):
 
     @cached_property
     def spec(self) -> TeacherSpec:
-        options = {"max_length": self.max_length}
+        options: dict[str, object] = {"max_length": self.max_length}
+        if self.dtype != "float32":
+            options["dtype"] = self.dtype
         return TeacherSpec(
             "cross-encoder", self.model_id, model_revision(self.model_id), "pointwise", "logit", "", options
         )
@@ -68,7 +80,8 @@ class CrossEncoderTeacher(Teacher):
         import torch
 
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-        with torch.inference_mode():
+        autocast = torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.dtype == "bfloat16")
+        with torch.inference_mode(), autocast:
             logits = self.model.predict(
                 [pairs[i] for i in order],
                 batch_size=self.batch_size,

@@ -50,12 +50,20 @@ class TeacherReranker:
 
 
 class CrossEncoderReranker(TeacherReranker):
-    """``cross-encoder:MODEL[,batch_size=32,max_length=256,store=PATH]``: raw logits."""
+    """``cross-encoder:MODEL[,batch_size=32,max_length=256,dtype=bfloat16,store=PATH]``: raw logits."""
 
-    def __init__(self, model: str, batch_size: int = 32, max_length: int | None = None, store: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        dtype: str = "float32",
+        store: str | None = None,
+    ):
         from retrodistill.teachers.cross_encoder import CrossEncoderTeacher
 
-        super().__init__(CrossEncoderTeacher(model, batch_size=batch_size, max_length=max_length), store)
+        teacher = CrossEncoderTeacher(model, batch_size=batch_size, max_length=max_length, dtype=dtype)
+        super().__init__(teacher, store)
 
 
 class LLMReranker(TeacherReranker):

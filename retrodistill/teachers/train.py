@@ -4,10 +4,13 @@ Recipe (found on SciFact, 2 CPU cores; pointwise BCE collapsed to the label prio
 example is a group of one positive and ``negatives`` hard negatives of the same query, mined from the
 first stage (BM25 or a dense model); the loss is the cross-entropy of a softmax over the group's logits
 with the positive as target (sentence-transformers' cross-encoder ``MultipleNegativesRankingLoss`` /
-``ListNetLoss`` family, without in-batch negatives). With graded qrels a positive is drawn with probability
-proportional to its grade and negatives are candidates of lower grade. ``loss="distill"`` instead learns
-from another teacher's stored scores: KL divergence between softmax(teacher / T) and softmax(student)
-over a group drawn from the stored candidates (teacher chaining, as in Instruction Distillation).
+``ListNetLoss`` family, without in-batch negatives). ``positives > 1`` puts several judged positives in
+a group and spreads the target evenly over them (ListNet with a uniform target), which averages out
+noisy single positives where queries have many judged documents (NFCorpus). With graded qrels a
+positive is drawn with probability proportional to its grade and negatives are candidates of lower
+grade. ``loss="distill"`` instead learns from another teacher's stored scores: KL divergence between
+softmax(teacher / T) and softmax(student) over a group drawn from the stored candidates (teacher
+chaining, as in Instruction Distillation).
 
 The loop checkpoints model, optimizer, scheduler and step every ``checkpoint_every`` steps (a folder
 swap, atomic); the data order is a pure function of (seed, step), so a resumed run continues exactly.
@@ -49,6 +52,9 @@ class TrainConfig(BaseModel):
     teacher_store: str | None = Field(None, description="score store to distill from (loss=distill)")
     temperature: float = Field(1.0, gt=0)
     negatives: int = Field(7, ge=1)
+    positives: int = Field(
+        1, ge=1, description="judged positives per group (groupwise): the target spreads evenly over them"
+    )
     negatives_from: str = Field("bm25s", description="retriever spec mining hard negatives")
     negatives_depth: int = Field(30, ge=2)
     skip_top: int = Field(0, ge=0, description="ignore the first-stage top-N when sampling negatives")
@@ -67,6 +73,7 @@ class TrainConfig(BaseModel):
     eval_depth: int = Field(100, ge=1)
     eval_queries: int | None = Field(None, ge=1)
     eval_batch_size: int = 32
+    bf16: bool = Field(False, description="bfloat16 autocast for the forward pass (fast on AVX512-BF16/AMX CPUs)")
 
 
 def mine_negatives(dataset: Dataset, spec_text: str, depth: int, show_progress: bool) -> Run:
@@ -114,13 +121,15 @@ def _sample(config: TrainConfig, group, qrels_q: dict[str, int], rng: random.Ran
     ids = list(weights)
     positive = rng.choices(ids, weights=[weights[d] for d in ids])[0]
     grade = weights[positive]
+    same = [d for d in ids if d != positive and weights[d] == grade]
+    positives = [positive, *rng.sample(same, min(config.positives - 1, len(same)))]
     pool = [d for d in ranked if qrels_q.get(d, 0) < grade]
     negatives = rng.sample(pool, min(config.negatives, len(pool)))
     while len(negatives) < config.negatives:
         extra = rng.choice(corpus_ids)
         if qrels_q.get(extra, 0) < grade and extra not in negatives:
             negatives.append(extra)
-    return [positive, *negatives], None
+    return [*positives, *negatives], len(positives)
 
 
 def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
@@ -175,18 +184,22 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
         rng = random.Random(config.seed * 1_000_003 + step)
         picked = [groups[order[(offset + i) % len(groups)]] for i in range(config.queries_per_step)]
         examples = [_sample(config, g, dataset.qrels.get(g[0], {}), rng, corpus_ids) for g in picked]
+        if config.loss == "groupwise":
+            k = min(t for _, t in examples)
+            examples = [(ids[:k] + ids[t:], t) for ids, t in examples]
         n = min(len(ids) for ids, _ in examples)
         queries = [dataset.queries[g[0]].text for g, (ids, _) in zip(picked, examples, strict=True) for _ in ids[:n]]
         passages = [dataset.corpus[d].full_text() for ids, _ in examples for d in ids[:n]]
         batch = tok(queries, passages, truncation=True, max_length=config.max_length, padding=True, return_tensors="pt")
-        logits = net(**batch).logits.view(len(examples), n)
+        with torch.autocast(net.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            logits = net(**batch).logits.view(len(examples), n).float()
         if config.loss == "distill":
             target = torch.tensor([t[:n] for _, t in examples], dtype=torch.float32) / config.temperature
             loss = torch.nn.functional.kl_div(
                 torch.log_softmax(logits, -1), torch.log_softmax(target, -1), log_target=True, reduction="batchmean"
             )
         else:
-            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(examples), dtype=torch.long))
+            loss = -torch.log_softmax(logits, -1)[:, :k].mean(-1).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         optimizer.step()
@@ -225,7 +238,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
     if config.eval_split:
         summary["eval"] = evaluate_reranking(
             str(final),
-            config.eval_dataset or config.dataset,
+            eval_dataset_id(config),
             config.eval_split,
             config.eval_depth,
             config.eval_queries,
@@ -235,6 +248,20 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
         )
     write_json(out / "summary.json", summary)
     return summary
+
+
+def eval_dataset_id(config: TrainConfig) -> str:
+    """The dataset evaluated after training: ``eval_dataset``, else ``dataset`` with its split swapped.
+
+    An ir_datasets id names its split (``beir/nfcorpus/train``), so evaluating "split test" of it means
+    ``beir/nfcorpus/test``; a BEIR folder takes the split as an argument and stays as it is.
+    """
+    if config.eval_dataset:
+        return config.eval_dataset
+    suffix = f"/{config.split}"
+    if config.eval_split and not Path(config.dataset).is_dir() and config.dataset.endswith(suffix):
+        return config.dataset[: -len(suffix)] + f"/{config.eval_split}"
+    return config.dataset
 
 
 def _checkpoint(model, optimizer, scheduler, step: int, history: list, out: Path) -> None:
