@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Turn queries + candidates into stored teacher scores. Candidates come from a first stage "
         "(bm25s, dense:MODEL; several are fused by reciprocal rank), a TREC run file, or a rank_llm JSON. "
         "Re-running resumes; keys already in the store are skipped before any model is loaded.",
-        epilog="teachers: cross-encoder:MODEL[,batch_size=32,max_length=256,dtype=bfloat16]; "
+        epilog="teachers: cross-encoder:MODEL[,batch_size=4,max_length=256,dtype=bfloat16]; "
         "llm:MODEL,gguf_file=FILE,mode=ql|yesno|prp|listwise[,window=3,list_window=20,stride=10,batch_size=8]",
     )
     p.add_argument("--teacher", "-t", required=True, help="teacher spec, e.g. cross-encoder:models/ce-scifact")

@@ -50,12 +50,12 @@ class TeacherReranker:
 
 
 class CrossEncoderReranker(TeacherReranker):
-    """``cross-encoder:MODEL[,batch_size=32,max_length=256,dtype=bfloat16,store=PATH]``: raw logits."""
+    """``cross-encoder:MODEL[,batch_size=4|32,max_length=256,dtype=bfloat16,store=PATH]``: raw logits."""
 
     def __init__(
         self,
         model: str,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_length: int | None = None,
         dtype: str = "float32",
         store: str | None = None,

@@ -72,7 +72,7 @@ class TrainConfig(BaseModel):
     log_every: int = Field(5, ge=1)
     eval_depth: int = Field(100, ge=1)
     eval_queries: int | None = Field(None, ge=1)
-    eval_batch_size: int = 32
+    eval_batch_size: int | None = Field(None, ge=1, description="default: 4 on CPU, 32 on a GPU")
     bf16: bool = Field(False, description="bfloat16 autocast for the forward pass (fast on AVX512-BF16/AMX CPUs)")
 
 
@@ -294,7 +294,7 @@ def evaluate_reranking(
     depth: int,
     n_queries: int | None,
     max_length: int,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     show_progress: bool = True,
     first_stage: str = "bm25s",
 ) -> dict[str, object]:
