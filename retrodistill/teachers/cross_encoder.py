@@ -25,11 +25,11 @@ class CrossEncoderTeacher(Teacher):
     length, batched, scored, and put back in their order, so a batch pads to similar lengths.
     ``chunk_size`` pairs are scored and stored per transaction (it does not change scores).
     ``batch_size`` defaults to 32 on a GPU and 4 on CPU: on CPU a padded batch takes the masked
-    attention path, and batches of 1-4 length-sorted pairs score 1.4x faster than batches of 32
+    attention path, and batches of 1-4 length-sorted pairs score 1.3-1.4x faster than batches of 32
     (SciFact, 512 tokens, measured in ``eval/results/teachers/README.md``).
     ``dtype="bfloat16"`` runs the forward pass under bfloat16 autocast: on CPUs with AVX512-BF16 or
-    AMX (and on GPUs) it is 2-3x faster, with logits within ~0.05 of float32 (rank correlation
-    > 0.999 in ``eval/bench_teach.py``). It is part of the teacher's identity, so its scores are
+    AMX (and on GPUs) it is 2-3x faster, with logits within ~0.1 of float32 (Spearman 0.9999 in
+    ``eval/bench_teach.py``). It is part of the teacher's identity, so its scores are
     stored apart from float32 ones.
     """
 
