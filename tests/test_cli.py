@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from retrodistill.data.load import load_dataset
+from retrodistill.data.rankllm import load_rerank_task
 from retrodistill.data.trec import read_run, write_run
 from retrodistill.eval.measures import evaluate
 
@@ -81,6 +83,10 @@ def test_dl19_rerank_from_cli(data_dir, tmp_path):
         str(dl / "rank_llm" / "BM25" / "retrieve_results_dl19.json.gz"),
         "-s",
         "dense:sentence-transformers/all-MiniLM-L6-v2",
+        "-s",
+        "dense:sentence-transformers/all-MiniLM-L6-v2,interpolate=0,label=w0",
+        "-s",
+        "dense:sentence-transformers/all-MiniLM-L6-v2,interpolate=0.25,label=mix",
         "--depth",
         "5",
         "-m",
@@ -94,6 +100,20 @@ def test_dl19_rerank_from_cli(data_dir, tmp_path):
     assert rows["candidates"]["metrics"]["nDCG@10"] == pytest.approx(0.5058, abs=5e-4)
     reranked = read_run(tmp_path / "dense_sentence-transformers_all-MiniLM-L6-v2.trec")
     assert all(len(docs) == 100 for docs in reranked.values())  # the tail keeps its first-stage order
+    assert rows["w0"]["metrics"]["nDCG@10"] == pytest.approx(0.5058, abs=5e-4)  # weight 0 = the candidates
+    candidates = load_rerank_task(
+        dl / "2019qrels-pass.txt", dl / "rank_llm" / "BM25" / "retrieve_results_dl19.json.gz", None
+    ).candidates
+    mixed = read_run(tmp_path / "mix.trec")
+    for qid, docs in reranked.items():
+        top = sorted(candidates[qid], key=lambda d: (-candidates[qid][d], d))[:5]
+        dense, first = [docs[d] for d in top], [candidates[qid][d] for d in top]
+        expected = [
+            0.25 * (a - statistics.fmean(dense)) / statistics.pstdev(dense)
+            + 0.75 * (b - statistics.fmean(first)) / statistics.pstdev(first)
+            for a, b in zip(dense, first, strict=True)
+        ]
+        assert [mixed[qid][d] for d in top] == pytest.approx(expected, abs=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -107,6 +127,8 @@ def test_dl19_rerank_from_cli(data_dir, tmp_path):
         (["-s", "bm25s", "--baseline", "bm26"], "baseline 'bm26' is not among the systems"),
         (["-s", "bm25s", "-s", "bm25s"], "two systems are named 'bm25s'"),
         (["-s", "bm25s", "--split", "dev"], "no qrels for split 'dev'; available splits: test"),
+        (["-s", "bm25s,interpolate=0.5"], "interpolate= mixes a re-ranker with its candidates; bm25s re-ranks nothing"),
+        (["--candidates", "bm25s", "-s", "dense:m,interpolate=2"], "interpolate=2 for dense:m: give a weight"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(scifact_slice, tmp_path, args, message):

@@ -16,6 +16,7 @@ systems (--system KIND[:ARG][,key=value...], repeatable):
   any spec takes label=NAME to name its row.
 with --candidates, systems re-rank the candidate lists: dense:MODEL, colbert:MODEL (exact MaxSim),
 cross-encoder:MODEL, llm:MODEL,mode=ql|yesno|prp|listwise (teachers), run:FILE.
+  a re-ranker takes interpolate=W to mix W * z(its scores) + (1-W) * z(candidate scores) (tune W on dev).
 
 examples:
   retrodistill eval --dataset beir/scifact/test --system bm25s --system dense:sentence-transformers/all-MiniLM-L6-v2

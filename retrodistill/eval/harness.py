@@ -6,7 +6,7 @@ import inspect
 import logging
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from retrodistill.data.records import Dataset, Run
@@ -56,8 +56,6 @@ def load_data(config: EvalConfig) -> Dataset:
 
     dataset = load_dataset(config.dataset, config.split)
     if config.qrels:
-        from dataclasses import replace
-
         from retrodistill.data.trec import read_qrels
 
         dataset = replace(dataset, qrels=read_qrels(config.qrels))
@@ -74,6 +72,7 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
     for spec in specs:
         if spec.kind != "run":
             registry.get(spec.kind)
+        _interpolation(spec, rerank_mode)
     _check_unique([s.name for s in specs])
 
     dataset = load_data(config)
@@ -100,8 +99,14 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
         if spec.kind == "run":
             run = _read_run(spec)
         elif rerank_mode:
-            reranker = _build(RERANKERS.get(spec.kind), spec, config)
+            weight = _interpolation(spec, rerank_mode)
+            options = {k: v for k, v in spec.options.items() if k != "interpolate"}
+            reranker = _build(RERANKERS.get(spec.kind), replace(spec, options=options), config)
             run = reranker.rerank(dataset.queries, candidates, dataset.corpus, config.depth, show_progress)
+            if weight is not None:
+                from retrodistill.retrieval.fusion import interpolate
+
+                run = interpolate(run, candidates, weight, config.depth)
         else:
             retriever = _build(RETRIEVERS.get(spec.kind), spec, config)
             retriever.index(dataset.corpus)
@@ -177,6 +182,18 @@ def _build(cls: type, spec: SystemSpec, config: EvalConfig) -> object:
     if spec.arg:
         raise ConfigError(f"{spec.kind} takes no ':{spec.arg}' argument; pass options as {spec.kind},key=value")
     return cls(**kwargs)
+
+
+def _interpolation(spec: SystemSpec, rerank_mode: bool) -> float | None:
+    """The ``interpolate=W`` option of a re-ranking system (weight of the re-ranker vs its candidates)."""
+    if "interpolate" not in spec.options:
+        return None
+    value = spec.options["interpolate"]
+    if not rerank_mode or spec.kind == "run":
+        raise ConfigError(f"interpolate= mixes a re-ranker with its candidates; {spec.name} re-ranks nothing")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"interpolate={value} for {spec.name}: give a weight in [0, 1], e.g. interpolate=0.3")
+    return float(value)
 
 
 def _read_run(spec: SystemSpec) -> Run:
