@@ -76,6 +76,7 @@ eval-teachers: $(STAMP) irds
 	$(BIN)/retrodistill teacher train --config eval/configs/teachers/ce-scifact.json
 	$(BIN)/python eval/bench_teach.py --queries 10 --depth 30 --per-pair 40 --max-length 256
 	RD=$(BIN)/retrodistill bash eval/teachers_dl19.sh
+	RD=$(BIN)/retrodistill PY=$(BIN)/python bash eval/teachers_nfcorpus.sh
 
 clean:
 	rm -rf $(VENV) .cache eval/runs
