@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -55,6 +56,22 @@ def test_bad_configs_fail_before_training(scifact_slice, bm25_store, tmp_path):
     with pytest.raises(ConfigError, match="holds no query of"):
         prepare(StudentConfig(**_config(scifact_slice, other, tmp_path / "a")))
     assert not (tmp_path / "a").exists()
+
+
+def test_teacher_interpolated_with_bm25_is_z_scored_per_query(scifact_slice, bm25_store, tmp_path):
+    # The fixture's teacher is bm25s itself, so any mix W * z(teacher) + (1 - W) * z(bm25s) is z(bm25s).
+    config = StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "a", teacher_interpolate=0.3))
+    dataset, examples = prepare(config)
+    with ScoreStore.open(bm25_store) as store:
+        stored = store.run()
+    assert len(examples) > 20
+    for example in examples:
+        docs = stored[example.qid]
+        mean, sd = statistics.fmean(docs.values()), statistics.pstdev(docs.values())
+        z_by_text = {dataset.corpus[d].full_text(): (v - mean) / sd for d, v in docs.items()}
+        assert list(example.scores) == pytest.approx([z_by_text[p] for p in example.passages], abs=1e-9)
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "a", teacher_interpolate=1.5))
 
 
 TRAIN = "import sys; from retrodistill.cli.main import main; sys.exit(main(['-q', 'train', sys.argv[1]]))"

@@ -34,6 +34,13 @@ class StudentConfig(BaseModel):
     temperature: float = Field(1.0, gt=0)
     student_scale: float = Field(20.0, gt=0, description="cosine x scale = the student's score")
     teacher_norm: Literal["none", "zscore"] = "none"
+    teacher_interpolate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="train on W * z(teacher) + (1 - W) * z(bm25s) over each query's stored candidates "
+        "(Birch-style, as `eval ... interpolate=W`; pick W on a dev split)",
+    )
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)

@@ -42,9 +42,10 @@ def prepare(config: StudentConfig) -> tuple[Dataset, list[StudentExample]]:
         raise ConfigError(f"score store {config.store} not found; create it with `retrodistill teach`")
     dataset = load_dataset(config.dataset, config.split)
     if config.store:
-        examples = examples_from_teacher(
-            dataset, teacher_run(config.store, dataset), config.group_size, config.negatives, config.seed
-        )
+        run = teacher_run(config.store, dataset)
+        if config.teacher_interpolate is not None:
+            run = interpolate_with_bm25(run, dataset, config.teacher_interpolate)
+        examples = examples_from_teacher(dataset, run, config.group_size, config.negatives, config.seed)
     else:
         examples = examples_from_qrels(
             dataset, _bm25(dataset, config.hard_negative_depth), config.group_size, config.seed
@@ -67,6 +68,16 @@ def teacher_run(store_path: str, dataset: Dataset) -> Run:
         )
     log.info("teacher %s: %d queries scored, %d judged in %s", spec.describe(), len(run), overlap, dataset.name)
     return run
+
+
+def interpolate_with_bm25(run: Run, dataset: Dataset, weight: float) -> Run:
+    """The teacher run mixed with bm25s over exactly its stored candidates (a pair BM25 misses scores 0)."""
+    from retrodistill.retrieval.fusion import interpolate
+
+    bm25 = _bm25(dataset, len(dataset.corpus))
+    first = {q: {d: bm25.get(q, {}).get(d, 0.0) for d in docs} for q, docs in run.items()}
+    log.info("teacher scores mixed with bm25s: %.2f * z(teacher) + %.2f * z(bm25s)", weight, 1 - weight)
+    return interpolate(run, first, weight)
 
 
 def _bm25(dataset: Dataset, depth: int) -> Run:
