@@ -1,12 +1,13 @@
 """Student query latency vs the teacher re-ranking the BM25 top-100, measured in one run.
 
 Student: encode one query + exact FAISS search over the corpus embeddings (the serving path).
-Teacher: BM25 top-100 for the query, then a cross-encoder scoring the 100 (query, passage) pairs
-(the re-ranking path the student replaces). Both per query, one query at a time, same machine, same
-process. Latency depends on the architecture, not on trained weights, so any checkpoint of the same
-architecture gives the same figures.
+Teacher: BM25 top-100 for the query, then the cross-encoder teacher (retrodistill's, from a teacher spec,
+so its batching and dtype apply) scoring the 100 (query, passage) pairs: the re-ranking path the student
+replaces. Both per query, one query at a time, same machine, same process. Latency depends on the
+architecture, not on trained weights, so any checkpoint of the same architecture gives the same figures.
 
-    python eval/bench_latency.py --dataset beir/scifact/test --student MODEL --teacher CE_MODEL --queries 50
+    python eval/bench_latency.py --dataset beir/scifact/test --student MODEL \
+        --teacher "cross-encoder:CE_MODEL,max_length=256" --queries 50
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="beir/scifact/test")
     parser.add_argument("--student", default="sentence-transformers/all-MiniLM-L6-v2")
-    parser.add_argument("--teacher", default="sentence-transformers/all-MiniLM-L6-v2", help="cross-encoder id/path")
+    parser.add_argument(
+        "--teacher",
+        default="cross-encoder:sentence-transformers/all-MiniLM-L6-v2,max_length=256",
+        help="teacher spec (cross-encoder:MODEL[,max_length=,dtype=,batch_size=])",
+    )
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--output", default="eval/results/students/latency.json")
     args = parser.parse_args()
 
     import torch
-    from sentence_transformers import CrossEncoder
 
     from retrodistill.data.load import load_dataset
     from retrodistill.retrieval.bm25s_bm25 import BM25sRetriever
@@ -43,15 +47,17 @@ def main() -> None:
     dense.index(ds.corpus)
     bm25 = BM25sRetriever()
     bm25.index(ds.corpus)
-    teacher = CrossEncoder(args.teacher, num_labels=1, max_length=256)
-    texts = {d: doc.full_text() for d, doc in ds.corpus.items()}
+    from retrodistill.teachers import build_teacher
+
+    teacher = build_teacher(args.teacher)
 
     def student_once(q):
         return dense.retrieve([q], k=10, show_progress=False)
 
     def teacher_once(q):
         hits = bm25.retrieve([q], k=args.depth, show_progress=False)[q.query_id]
-        return teacher.predict([(q.text, texts[d]) for d in hits], batch_size=32, show_progress_bar=False)
+        order = sorted(hits, key=lambda d: -hits[d])
+        return teacher.score({q.query_id: q}, {q.query_id: order}, ds.corpus, show_progress=False)
 
     for fn in (student_once, teacher_once):  # warm-up
         fn(queries[0])
@@ -70,7 +76,7 @@ def main() -> None:
         "dataset": args.dataset,
         "queries": len(queries),
         "student": args.student,
-        "teacher": f"{args.teacher} (cross-encoder) re-ranking bm25s top-{args.depth}",
+        "teacher": f"{args.teacher} re-ranking bm25s top-{args.depth}",
         "latency": summary,
         "teacher_over_student_p50": summary["teacher"]["p50_ms"] / summary["student"]["p50_ms"],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
