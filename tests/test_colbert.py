@@ -65,6 +65,16 @@ def test_save_load_roundtrip(colbert, tmp_path):
     assert again.config_dict == colbert.config_dict
 
 
+def test_fresh_projection_depends_on_its_seed_only(colbert):
+    torch.manual_seed(123)  # the global RNG must not matter
+    same = ColBERT("sentence-transformers/all-MiniLM-L6-v2", dim=64, doc_maxlen=64)
+    other = ColBERT("sentence-transformers/all-MiniLM-L6-v2", dim=64, doc_maxlen=64, seed=1)
+    assert torch.equal(same.projection.weight, colbert.projection.weight)
+    assert not torch.equal(other.projection.weight, colbert.projection.weight)
+    bound = 1 / np.sqrt(same.encoder.config.hidden_size)  # nn.Linear's kaiming-uniform bound
+    assert float(same.projection.weight.abs().max()) <= bound
+
+
 TRAIN = "import sys; from retrodistill.cli.main import main; sys.exit(main(['-q', 'train', sys.argv[1]]))"
 
 

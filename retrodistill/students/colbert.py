@@ -12,6 +12,7 @@ in [-query_maxlen, query_maxlen]; higher = more relevant.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,17 @@ class ColBERT(nn.Module):
         doc_maxlen: int = 180,
         query_marker: str = "[unused0]",
         doc_marker: str = "[unused1]",
+        seed: int = 0,
     ) -> None:
+        """A backbone plus a fresh ``dim``-d projection, drawn from ``seed`` (the same seed, the same weights)."""
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(backbone)
         self.encoder = AutoModel.from_pretrained(backbone)
         self.projection = nn.Linear(self.encoder.config.hidden_size, dim, bias=False)
+        generator = torch.Generator().manual_seed(seed)
+        nn.init.kaiming_uniform_(self.projection.weight, a=math.sqrt(5), generator=generator)  # nn.Linear's init
         self.config_dict = {
             "backbone": backbone,
             "dim": dim,
@@ -120,13 +125,14 @@ class ColBERT(nn.Module):
         (folder / CONFIG_NAME).write_text(json.dumps(self.config_dict, indent=2))
 
     @classmethod
-    def load(cls, folder: str | Path, doc_maxlen: int = 180) -> ColBERT:
-        """A saved student folder, or a backbone id/folder (a fresh projection) when it holds no ColBERT config."""
+    def load(cls, folder: str | Path, doc_maxlen: int = 180, seed: int = 0) -> ColBERT:
+        """A saved student folder, or a backbone id/folder (a fresh projection from ``seed``) when it holds no
+        ColBERT config."""
         from safetensors.torch import load_file
 
         folder_path = Path(folder)
         if not (folder_path / CONFIG_NAME).is_file():
-            return cls(str(folder), doc_maxlen=doc_maxlen)
+            return cls(str(folder), doc_maxlen=doc_maxlen, seed=seed)
         config = json.loads((folder_path / CONFIG_NAME).read_text())
         model = cls(**{**config, "backbone": str(folder_path)})
         model.config_dict["backbone"] = config["backbone"]
