@@ -93,15 +93,18 @@ def _plot(report: Report, path: Path) -> None:
     names = [r.name for r in report.results]
     width = 0.8 / max(1, len(names))
     x = np.arange(len(report.measures))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(report.measures) + 0.6 * len(names)), 4.0))
+    colors = plt.get_cmap("tab10" if len(names) <= 10 else "tab20").colors
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(report.measures) + 0.6 * len(names)) + 2.0, 4.0))
+    top = 0.0
     for i, result in enumerate(report.results):
         values = [result.evaluation.aggregate[m] for m in report.measures]
-        bars = ax.bar(x + i * width, values, width, label=result.name)
-        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+        top = max(top, *values)
+        bars = ax.bar(x + i * width, values, width, label=result.name, color=colors[i % len(colors)])
+        ax.bar_label(bars, fmt="%.3f", fontsize=6, rotation=90, padding=2)
     ax.set_xticks(x + width * (len(names) - 1) / 2, report.measures)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, min(1.05, top * 1.2 + 0.02))
     ax.set_title(f"{report.dataset} ({report.n_queries} queries)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=110)
