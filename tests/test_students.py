@@ -74,6 +74,17 @@ def test_teacher_interpolated_with_bm25_is_z_scored_per_query(scifact_slice, bm2
         StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "a", teacher_interpolate=1.5))
 
 
+def test_output_folder_of_another_config_is_refused(scifact_slice, bm25_store, tmp_path):
+    config = StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "a"))
+    (tmp_path / "a").mkdir()
+    older = {k: v for k, v in config.model_dump().items() if k != "teacher_interpolate"}  # before the key existed
+    (tmp_path / "a" / "config.json").write_text(json.dumps({"config": older}))
+    prepare(config)
+    (tmp_path / "a" / "config.json").write_text(json.dumps({"config": {**older, "lr": 1e-3}}))
+    with pytest.raises(ConfigError, match="holds a training run with a different config"):
+        prepare(config)
+
+
 TRAIN = "import sys; from retrodistill.cli.main import main; sys.exit(main(['-q', 'train', sys.argv[1]]))"
 
 

@@ -33,8 +33,10 @@ def prepare(config: StudentConfig) -> tuple[Dataset, list[StudentExample]]:
     if previous.is_file():
         import json
 
-        old = json.loads(previous.read_text()).get("config")
-        if old != config.model_dump():
+        old = json.loads(previous.read_text()).get("config") or {}
+        defaults = {name: field.default for name, field in StudentConfig.model_fields.items()}
+        new = {k: v for k, v in config.model_dump().items() if k in old or v != defaults.get(k)}
+        if old != new:  # keys a newer version added count as equal while they hold their defaults
             raise ConfigError(
                 f"{out} holds a training run with a different config; use a new output folder or delete it"
             )
