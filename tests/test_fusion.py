@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 
@@ -34,6 +35,9 @@ def test_weights_zero_and_one_give_each_input_order():
 def test_constant_scores_and_bad_weight():
     flat = interpolate({"q": {"a": 2.0, "b": 2.0}}, {"q": {"a": 5.0, "b": 4.0}}, 0.9)["q"]
     assert flat["a"] == pytest.approx(0.1) and flat["b"] == pytest.approx(-0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a query BM25 found nothing for is empty, not a numpy warning
+        assert interpolate({"q": {}}, {"q": {}}, 0.5) == {"q": {}}
     with pytest.raises(ConfigError, match=r"outside \[0, 1\]"):
         interpolate(RERANKED, FIRST, 1.5)
     with pytest.raises(ValueError, match="lacks 1 of its top-4"):

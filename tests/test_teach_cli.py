@@ -221,3 +221,33 @@ def test_groups_with_several_positives_and_the_eval_split_of_an_ir_datasets_id(t
     assert k == 3 and len(ids) == 7 and len(set(ids)) == 7
     assert set(ids[:3]) <= {"p1", "p2", "p3", "p4"}
     assert set(ids[3:]) <= {"n1", "x1", "x2", "x3", "x4"}  # negatives are never judged positives
+
+
+def test_distill_groups_mixed_with_bm25_and_their_errors(scifact_slice, bm25_store, tmp_path):
+    import random
+    import statistics
+
+    from retrodistill.data.load import load_dataset
+    from retrodistill.errors import ConfigError
+    from retrodistill.teachers.store import ScoreStore
+    from retrodistill.teachers.train import TrainConfig, _groups, _sample
+
+    data = load_dataset(str(scifact_slice), "test")
+    base = dict(dataset=str(scifact_slice), split="test", output=str(tmp_path), loss="distill", negatives=4)
+    config = TrainConfig(**base, teacher_store=str(bm25_store), teacher_interpolate=0.25)
+    with ScoreStore.open(bm25_store) as store:
+        stored = store.run()
+    groups = _groups(config, data, show_progress=False)
+    assert {q for q, _, _ in groups} == {q for q in stored if q in data.queries}
+    for qid, targets, ranked in groups:
+        docs = stored[qid]
+        mean, sd = statistics.fmean(docs.values()), statistics.pstdev(docs.values())
+        # The fixture's teacher is bm25s itself, so every mix W * z(teacher) + (1 - W) * z(bm25s) is z(bm25s).
+        assert [targets[d] for d in ranked] == pytest.approx([(docs[d] - mean) / sd for d in ranked], abs=1e-9)
+        assert ranked == sorted(docs, key=lambda d: (-docs[d], d))
+    ids, target = _sample(config, groups[0], {}, random.Random(0), [])
+    assert len(ids) == 5 == len(set(ids)) and target == [groups[0][1][d] for d in ids]
+    with pytest.raises(ConfigError, match="needs loss=distill"):
+        _groups(TrainConfig(**{**base, "loss": "groupwise"}, teacher_interpolate=0.5), data, show_progress=False)
+    with pytest.raises(ConfigError, match="not found; create it with `retrodistill teach`"):
+        _groups(TrainConfig(**base, teacher_store=str(tmp_path / "missing.sqlite")), data, show_progress=False)

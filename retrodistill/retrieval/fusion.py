@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retrodistill.data.records import Run
+from retrodistill.data.records import Dataset, Run
 from retrodistill.errors import ConfigError
 
 
@@ -39,8 +39,25 @@ def interpolate(reranked: Run, first_stage: Run, weight: float, depth: int | Non
     return fused
 
 
+def interpolate_with_bm25(run: Run, dataset: Dataset, weight: float) -> Run:
+    """``run`` (a teacher's stored scores) mixed with bm25s over exactly its candidates, as :func:`interpolate`.
+
+    BM25 ranks the whole corpus for the run's queries, so a candidate BM25 does not match scores 0.
+    """
+    from retrodistill.retrieval.bm25s_bm25 import BM25sRetriever
+
+    bm25 = BM25sRetriever()
+    bm25.index(dataset.corpus)
+    queries = [dataset.queries[q] for q in run if q in dataset.queries]
+    ranked = bm25.retrieve(queries, len(dataset.corpus), show_progress=False)
+    first = {q: {d: ranked.get(q, {}).get(d, 0.0) for d in docs} for q, docs in run.items() if q in dataset.queries}
+    return interpolate(run, first, weight)
+
+
 def _zscore(values: list[float]) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return array
     spread = array.std()
     if spread == 0.0:
         return np.zeros_like(array)

@@ -10,7 +10,7 @@ from pathlib import Path
 from retrodistill import __version__
 from retrodistill.atomic import write_json
 from retrodistill.data.load import load_dataset
-from retrodistill.data.records import Dataset, Query, Run
+from retrodistill.data.records import Dataset, Run
 from retrodistill.errors import ConfigError
 from retrodistill.students.config import StudentConfig
 from retrodistill.students.groups import StudentExample, examples_from_qrels, examples_from_teacher
@@ -46,7 +46,11 @@ def prepare(config: StudentConfig) -> tuple[Dataset, list[StudentExample]]:
     if config.store:
         run = teacher_run(config.store, dataset)
         if config.teacher_interpolate is not None:
-            run = interpolate_with_bm25(run, dataset, config.teacher_interpolate)
+            from retrodistill.retrieval.fusion import interpolate_with_bm25
+
+            w = config.teacher_interpolate
+            log.info("teacher scores mixed with bm25s: %.2f * z(teacher) + %.2f * z(bm25s)", w, 1 - w)
+            run = interpolate_with_bm25(run, dataset, w)
         examples = examples_from_teacher(dataset, run, config.group_size, config.negatives, config.seed)
     else:
         examples = examples_from_qrels(
@@ -72,24 +76,13 @@ def teacher_run(store_path: str, dataset: Dataset) -> Run:
     return run
 
 
-def interpolate_with_bm25(run: Run, dataset: Dataset, weight: float) -> Run:
-    """The teacher run mixed with bm25s over exactly its stored candidates (a pair BM25 misses scores 0)."""
-    from retrodistill.retrieval.fusion import interpolate
-
-    queries = [dataset.queries[q] for q in run if q in dataset.queries]
-    bm25 = _bm25(dataset, len(dataset.corpus), queries)
-    first = {q: {d: bm25.get(q, {}).get(d, 0.0) for d in docs} for q, docs in run.items()}
-    log.info("teacher scores mixed with bm25s: %.2f * z(teacher) + %.2f * z(bm25s)", weight, 1 - weight)
-    return interpolate(run, first, weight)
-
-
-def _bm25(dataset: Dataset, depth: int, queries: list[Query] | None = None) -> Run:
-    """bm25s top-``depth`` of ``queries`` (default: every judged query)."""
+def _bm25(dataset: Dataset, depth: int) -> Run:
+    """bm25s top-``depth`` of every judged query."""
     from retrodistill.retrieval.bm25s_bm25 import BM25sRetriever
 
     bm25 = BM25sRetriever()
     bm25.index(dataset.corpus)
-    return bm25.retrieve(dataset.judged_queries() if queries is None else queries, depth, show_progress=False)
+    return bm25.retrieve(dataset.judged_queries(), depth, show_progress=False)
 
 
 def train_student(config: StudentConfig, show_progress: bool = True) -> TrainResult:

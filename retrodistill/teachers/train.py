@@ -10,7 +10,10 @@ noisy single positives where queries have many judged documents (NFCorpus). With
 positive is drawn with probability proportional to its grade and negatives are candidates of lower
 grade. ``loss="distill"`` instead learns from another teacher's stored scores: KL divergence between
 softmax(teacher / T) and softmax(student) over a group drawn from the stored candidates (teacher
-chaining, as in Instruction Distillation).
+chaining, as in Instruction Distillation): the teacher's top candidate plus random others half of the
+time, a random group otherwise. ``teacher_interpolate=W`` first mixes the stored scores with bm25s
+(z-scores, Birch-style), so that an out-of-domain teacher plus BM25 can be distilled into one
+cross-encoder on the target domain's queries (in-domain adaptation by pseudo-labels, as in GPL).
 
 The loop checkpoints model, optimizer, scheduler and step every ``checkpoint_every`` steps (a folder
 swap, atomic); the data order is a pure function of (seed, step), so a resumed run continues exactly.
@@ -51,6 +54,13 @@ class TrainConfig(BaseModel):
     loss: Literal["groupwise", "distill"] = "groupwise"
     teacher_store: str | None = Field(None, description="score store to distill from (loss=distill)")
     temperature: float = Field(1.0, gt=0)
+    teacher_interpolate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="loss=distill: learn W * z(stored teacher) + (1 - W) * z(bm25s) over each query's stored "
+        "candidates (Birch-style, as `eval ... interpolate=W`; pick W on a dev split)",
+    )
     negatives: int = Field(7, ge=1)
     positives: int = Field(
         1, ge=1, description="judged positives per group (groupwise): the target spreads evenly over them"
@@ -97,9 +107,20 @@ def _groups(
 
         if not config.teacher_store:
             raise ConfigError("loss=distill needs --teacher-store, a store written by `retrodistill teach`")
+        if not Path(config.teacher_store).is_file():
+            raise ConfigError(f"teacher store {config.teacher_store} not found; create it with `retrodistill teach`")
         with ScoreStore.open(config.teacher_store) as store:
             run = store.run()
-        return [(q, docs, list(docs)) for q, docs in run.items() if q in dataset.queries and len(docs) > 1]
+        run = {q: docs for q, docs in run.items() if q in dataset.queries and len(docs) > 1}
+        if config.teacher_interpolate is not None:
+            from retrodistill.retrieval.fusion import interpolate_with_bm25
+
+            w = config.teacher_interpolate
+            log.info("stored teacher mixed with bm25s: %.2f * z(teacher) + %.2f * z(bm25s)", w, 1 - w)
+            run = interpolate_with_bm25(run, dataset, w)
+        return [(q, docs, sorted(docs, key=lambda d: (-docs[d], d))) for q, docs in sorted(run.items())]
+    if config.teacher_interpolate is not None:
+        raise ConfigError("teacher_interpolate mixes a stored teacher with bm25s; it needs loss=distill")
     mined = mine_negatives(dataset, config.negatives_from, config.negatives_depth, show_progress)
     groups = []
     for qid, judged in dataset.qrels.items():
