@@ -247,7 +247,16 @@ def test_distill_groups_mixed_with_bm25_and_their_errors(scifact_slice, bm25_sto
         assert ranked == sorted(docs, key=lambda d: (-docs[d], d))
     ids, target = _sample(config, groups[0], {}, random.Random(0), [])
     assert len(ids) == 5 == len(set(ids)) and target == [groups[0][1][d] for d in ids]
-    with pytest.raises(ConfigError, match="needs loss=distill"):
-        _groups(TrainConfig(**{**base, "loss": "groupwise"}, teacher_interpolate=0.5), data, show_progress=False)
+    boosted = _groups(config.model_copy(update={"label_boost": 2.0}), data, show_progress=False)
+    judged = 0
+    for (qid, plain, _), (_, targets, _) in zip(groups, boosted, strict=True):
+        for d, value in targets.items():
+            grade = max(data.qrels[qid].get(d, 0), 0)
+            judged += grade > 0
+            assert value == pytest.approx(plain[d] + 2.0 * grade, abs=1e-12)
+    assert judged > 0
+    for bad in ({"teacher_interpolate": 0.5}, {"label_boost": 1.0}):
+        with pytest.raises(ConfigError, match="needs loss=distill"):
+            _groups(TrainConfig(**{**base, "loss": "groupwise"}, **bad), data, show_progress=False)
     with pytest.raises(ConfigError, match="not found; create it with `retrodistill teach`"):
         _groups(TrainConfig(**base, teacher_store=str(tmp_path / "missing.sqlite")), data, show_progress=False)

@@ -13,7 +13,8 @@ softmax(teacher / T) and softmax(student) over a group drawn from the stored can
 chaining, as in Instruction Distillation): the teacher's top candidate plus random others half of the
 time, a random group otherwise. ``teacher_interpolate=W`` first mixes the stored scores with bm25s
 (z-scores, Birch-style), so that an out-of-domain teacher plus BM25 can be distilled into one
-cross-encoder on the target domain's queries (in-domain adaptation by pseudo-labels, as in GPL).
+cross-encoder on the target domain's queries (in-domain adaptation by pseudo-labels, as in GPL);
+``label_boost=B`` then adds ``B x grade`` to each judged candidate, so the qrels steer the pseudo-labels.
 
 The loop checkpoints model, optimizer, scheduler and step every ``checkpoint_every`` steps (a folder
 swap, atomic); the data order is a pure function of (seed, step), so a resumed run continues exactly.
@@ -60,6 +61,12 @@ class TrainConfig(BaseModel):
         le=1,
         description="loss=distill: learn W * z(stored teacher) + (1 - W) * z(bm25s) over each query's stored "
         "candidates (Birch-style, as `eval ... interpolate=W`; pick W on a dev split)",
+    )
+    label_boost: float = Field(
+        0.0,
+        ge=0,
+        description="loss=distill: add boost x grade to the target of each judged candidate (qrels on top of "
+        "the teacher; in z-score units with teacher_interpolate, else in the teacher's own)",
     )
     negatives: int = Field(7, ge=1)
     positives: int = Field(
@@ -118,9 +125,17 @@ def _groups(
             w = config.teacher_interpolate
             log.info("stored teacher mixed with bm25s: %.2f * z(teacher) + %.2f * z(bm25s)", w, 1 - w)
             run = interpolate_with_bm25(run, dataset, w)
+        if config.label_boost:
+            boost, qrels = config.label_boost, dataset.qrels
+            run = {
+                q: {d: s + boost * max(qrels.get(q, {}).get(d, 0), 0) for d, s in docs.items()}
+                for q, docs in run.items()
+            }
         return [(q, docs, sorted(docs, key=lambda d: (-docs[d], d))) for q, docs in sorted(run.items())]
     if config.teacher_interpolate is not None:
         raise ConfigError("teacher_interpolate mixes a stored teacher with bm25s; it needs loss=distill")
+    if config.label_boost:
+        raise ConfigError("label_boost adds qrels to a stored teacher's scores; it needs loss=distill")
     mined = mine_negatives(dataset, config.negatives_from, config.negatives_depth, show_progress)
     groups = []
     for qid, judged in dataset.qrels.items():
