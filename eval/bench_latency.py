@@ -36,6 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from tqdm.auto import tqdm
 
     from retrodistill.data.load import load_dataset
     from retrodistill.retrieval.bm25s_bm25 import BM25sRetriever
@@ -63,7 +64,7 @@ def main() -> None:
         fn(queries[0])
     timings: dict[str, list[float]] = {"student": [], "teacher": []}
     with torch.inference_mode():
-        for q in queries:
+        for q in tqdm(queries, desc="latency (student + teacher per query)", unit="q"):
             for name, fn in (("student", student_once), ("teacher", teacher_once)):
                 start = time.perf_counter()
                 fn(q)
