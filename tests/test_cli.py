@@ -152,3 +152,17 @@ def test_config_file_rejects_unknown_keys(scifact_slice, tmp_path):
 def test_missing_dataset(tmp_path):
     result = cli("eval", "-d", str(tmp_path / "nope"), "-s", "bm25s")
     assert result.returncode == 2 and "folder not found" in result.stderr
+
+
+def test_teacher_train_refuses_distill_options_without_distill(scifact_slice, tmp_path):
+    out = tmp_path / "ce"
+    base = ("teacher", "train", "-d", str(scifact_slice), "--split", "test", "-o", str(out))
+    result = cli(*base, "--label-boost", "1")
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("retrodistill: error: invalid configuration") and "set loss to distill" in line
+    result = cli(
+        *base, "--loss", "distill", "--teacher-store", str(tmp_path / "none.sqlite"), "--teacher-interpolate", "2"
+    )
+    assert result.returncode == 2 and "teacher_interpolate: Input should be less than or equal to 1" in result.stderr
+    assert not out.exists()

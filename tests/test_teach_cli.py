@@ -227,6 +227,8 @@ def test_distill_groups_mixed_with_bm25_and_their_errors(scifact_slice, bm25_sto
     import random
     import statistics
 
+    from pydantic import ValidationError
+
     from retrodistill.data.load import load_dataset
     from retrodistill.errors import ConfigError
     from retrodistill.teachers.store import ScoreStore
@@ -256,7 +258,7 @@ def test_distill_groups_mixed_with_bm25_and_their_errors(scifact_slice, bm25_sto
             assert value == pytest.approx(plain[d] + 2.0 * grade, abs=1e-12)
     assert judged > 0
     for bad in ({"teacher_interpolate": 0.5}, {"label_boost": 1.0}):
-        with pytest.raises(ConfigError, match="needs loss=distill"):
-            _groups(TrainConfig(**{**base, "loss": "groupwise"}, **bad), data, show_progress=False)
+        with pytest.raises(ValidationError, match="set loss to distill"):
+            TrainConfig(**{**base, "loss": "groupwise"}, **bad)
     with pytest.raises(ConfigError, match="not found; create it with `retrodistill teach`"):
         _groups(TrainConfig(**base, teacher_store=str(tmp_path / "missing.sqlite")), data, show_progress=False)

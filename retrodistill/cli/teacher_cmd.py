@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--base-model", help="initial model (default sentence-transformers/all-MiniLM-L6-v2)")
     t.add_argument("--loss", choices=["groupwise", "distill"], help="qrels groups, or distill from --teacher-store")
     t.add_argument("--teacher-store", help="score store of another teacher to learn from (loss distill)")
+    t.add_argument("--teacher-interpolate", type=float, help="loss distill: learn W*z(teacher) + (1-W)*z(bm25s) (0..1)")
+    t.add_argument("--label-boost", type=float, help="loss distill: add B x qrel grade to judged candidates")
     t.add_argument("--negatives", type=int, help="hard negatives per group (default 7)")
     t.add_argument("--negatives-from", help="retriever spec mining negatives (default bm25s; e.g. dense:MODEL)")
     t.add_argument("--negatives-depth", type=int, help="mine negatives from this top-k (default 30)")

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from retrodistill import __version__
 from retrodistill.atomic import write_json
@@ -92,6 +92,15 @@ class TrainConfig(BaseModel):
     eval_batch_size: int | None = Field(None, ge=1, description="default: 4 on CPU, 32 on a GPU")
     bf16: bool = Field(False, description="bfloat16 autocast for the forward pass (fast on AVX512-BF16/AMX CPUs)")
 
+    @model_validator(mode="after")
+    def _distill_options_need_distill(self) -> TrainConfig:
+        if self.loss != "distill" and (self.teacher_interpolate is not None or self.label_boost):
+            raise ValueError(
+                "teacher_interpolate and label_boost act on a stored teacher's scores; set loss to distill "
+                "and give teacher_store"
+            )
+        return self
+
 
 def mine_negatives(dataset: Dataset, spec_text: str, depth: int, show_progress: bool) -> Run:
     """First-stage top-``depth`` for the judged queries of ``dataset``."""
@@ -132,10 +141,6 @@ def _groups(
                 for q, docs in run.items()
             }
         return [(q, docs, sorted(docs, key=lambda d: (-docs[d], d))) for q, docs in sorted(run.items())]
-    if config.teacher_interpolate is not None:
-        raise ConfigError("teacher_interpolate mixes a stored teacher with bm25s; it needs loss=distill")
-    if config.label_boost:
-        raise ConfigError("label_boost adds qrels to a stored teacher's scores; it needs loss=distill")
     mined = mine_negatives(dataset, config.negatives_from, config.negatives_depth, show_progress)
     groups = []
     for qid, judged in dataset.qrels.items():
