@@ -15,6 +15,8 @@ from retrodistill.data.load import load_dataset
 from retrodistill.data.rankllm import load_rerank_task
 from retrodistill.data.trec import read_run, write_run
 from retrodistill.eval.measures import evaluate
+from retrodistill.teachers.records import ScoredPair, TeacherSpec
+from retrodistill.teachers.store import ScoreStore
 
 EXE = [sys.executable, "-m", "retrodistill.cli.main"]
 
@@ -165,4 +167,13 @@ def test_teacher_train_refuses_distill_options_without_distill(scifact_slice, tm
         *base, "--loss", "distill", "--teacher-store", str(tmp_path / "none.sqlite"), "--teacher-interpolate", "2"
     )
     assert result.returncode == 2 and "teacher_interpolate: Input should be less than or equal to 1" in result.stderr
+    other = tmp_path / "other.sqlite"
+    spec = TeacherSpec("bm25s", "bm25s", "0.3", "pointwise", "bm25")
+    with ScoreStore(other, spec) as store:
+        store.add([ScoredPair("not-a-query", "a", 1.0), ScoredPair("not-a-query", "b", 0.5)])
+    before = other.read_bytes()
+    result = cli(*base, "--loss", "distill", "--teacher-store", str(other))
+    assert result.returncode == 2
+    assert "holds no query of" in result.stderr.strip().splitlines()[-1], result.stderr
+    assert other.read_bytes() == before
     assert not out.exists()

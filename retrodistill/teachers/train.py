@@ -128,6 +128,11 @@ def _groups(
         with ScoreStore.open(config.teacher_store) as store:
             run = store.run()
         run = {q: docs for q, docs in run.items() if q in dataset.queries and len(docs) > 1}
+        if not run:
+            raise ConfigError(
+                f"the store {config.teacher_store} holds no query of {config.dataset} split {config.split} with "
+                "two or more scored candidates; teach this dataset's queries into it first"
+            )
         if config.teacher_interpolate is not None:
             from retrodistill.retrieval.fusion import interpolate_with_bm25
 
@@ -182,15 +187,15 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
 
     from retrodistill.data.load import load_dataset
 
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"config": config.model_dump(), "retrodistill_version": __version__})
     dataset = load_dataset(config.dataset, config.split)
     groups = _groups(config, dataset, show_progress)
     if config.max_queries:
         groups = random.Random(config.seed).sample(groups, min(config.max_queries, len(groups)))
     if not groups:
         raise ConfigError(f"no training queries with positives in {config.dataset} split {config.split}")
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"config": config.model_dump(), "retrodistill_version": __version__})
     per_epoch = math.ceil(len(groups) / config.queries_per_step)
     total = config.max_steps or math.ceil(config.epochs * per_epoch)
 
