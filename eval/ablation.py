@@ -32,8 +32,8 @@ def main() -> None:
     from retrodistill.cli.configfile import load_config_file
     from retrodistill.eval.report import render_table
     from retrodistill.pipeline import DistillConfig, compare, teach
-    from retrodistill.students.config import StudentConfig
-    from retrodistill.students.train import train_student
+    from retrodistill.training import train_student
+    from retrodistill.training.config import StudentConfig
 
     raw = load_config_file(args.config)
     variants: dict[str, dict] = raw.pop("variants")

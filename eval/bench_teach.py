@@ -50,7 +50,7 @@ def main() -> None:
     from sentence_transformers import CrossEncoder
 
     from retrodistill.data.load import load_dataset
-    from retrodistill.teachers.candidates import gather_candidates
+    from retrodistill.training.candidates import gather_candidates
 
     work = Path(tempfile.mkdtemp(prefix="bench-teach-"))
     model_dir = args.model

@@ -44,7 +44,7 @@ class DistillConfig(BaseModel):
 
 
 def run_distill(config: DistillConfig, show_progress: bool = True) -> Report:
-    from retrodistill.students.config import StudentConfig
+    from retrodistill.training.config import StudentConfig
 
     work = Path(config.work_dir)
     forbidden = {"dataset", "split", "store", "output"} & set(config.student)
@@ -66,7 +66,7 @@ def run_distill(config: DistillConfig, show_progress: bool = True) -> Report:
     if model_dir.is_dir():
         log.info("student already trained in %s; delete it to train again", model_dir)
     else:
-        from retrodistill.students.train import train_student
+        from retrodistill.training import train_student
 
         train_student(student_config, show_progress)
     report = compare(config, [(student_config, model_dir)], work, show_progress)
@@ -79,8 +79,8 @@ def run_distill(config: DistillConfig, show_progress: bool = True) -> Report:
 def teach(config: DistillConfig, show_progress: bool = True) -> None:
     """Score the training candidates into the store, skipping what is already there."""
     from retrodistill.teachers import build_teacher
-    from retrodistill.teachers.candidates import gather_candidates, load_teach_data
     from retrodistill.teachers.store import ScoreStore
+    from retrodistill.training.candidates import gather_candidates, load_teach_data
 
     teacher = build_teacher(config.teacher)
     data, sources = load_teach_data(config.train_dataset, config.train_split, None, None, config.candidates)

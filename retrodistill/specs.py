@@ -57,3 +57,82 @@ def _value(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+@dataclass(frozen=True)
+class BoundSpec:
+    """A spec checked against the class it names: the argument and typed options, ready to construct.
+
+    Binding loads nothing; ``build()`` constructs (which may load a model).
+    """
+
+    spec: SystemSpec
+    cls: type
+    kwargs: dict[str, Any]
+
+    def build(self) -> Any:
+        try:
+            if self.spec.arg is not None and _takes_arg(self.cls):
+                return self.cls(self.spec.arg, **self.kwargs)
+            return self.cls(**self.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.spec.name}: {exc}") from None
+
+
+ARG_NAMES = {"index": ("DIR", "an index directory"), "server": ("URL", "a server URL"), "run": ("PATH", "a file")}
+
+
+def bind(cls: type, spec: SystemSpec | str, what: str = "system", **defaults: Any) -> BoundSpec:
+    """Check ``spec`` against ``cls.__init__`` without constructing it.
+
+    The spec's argument fills the first parameter (``model``); every option must be a parameter and
+    its value must fit the parameter's annotation (pydantic rules, so ``k1=abc`` for a float fails
+    here, not after a model has loaded). ``defaults`` fill parameters the spec leaves unset, where the
+    class takes them. Errors are one-line ConfigErrors in one style.
+    """
+    import inspect
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    if isinstance(spec, str):
+        spec = parse_spec(spec)
+    params = inspect.signature(cls.__init__).parameters
+    try:
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+    except Exception:
+        hints = {}
+    takes_arg = _takes_arg(cls)
+    names = [p for p in params if p not in ("self", "model") and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    if takes_arg and not spec.arg:
+        arg, thing = ARG_NAMES.get(spec.kind, ("MODEL_ID_OR_PATH", "a model"))
+        raise ConfigError(f"{what} {spec.kind} needs {thing}: write {spec.kind}:{arg}")
+    if not takes_arg and spec.arg:
+        raise ConfigError(f"{what} {spec.kind} takes no ':{spec.arg}' argument; pass options as {spec.kind},key=value")
+    kwargs: dict[str, Any] = {
+        k: v for k, v in defaults.items() if v is not None and k in params and k not in spec.options
+    }
+    for key, value in spec.options.items():
+        if key not in names:
+            raise ConfigError(
+                f"unknown option {key!r} for {what} {spec.kind}; it takes: {', '.join(names) or 'no options'}"
+            )
+        hint = hints.get(key)
+        if hint is not None:
+            adapter = TypeAdapter(hint)
+            try:
+                value = adapter.validate_python(value)
+            except ValidationError as exc:
+                try:  # "1" was parsed as a number but the option is text (a path, a name)
+                    value = adapter.validate_python(str(value))
+                except ValidationError:
+                    reason = exc.errors()[0]["msg"].lower()
+                    raise ConfigError(f"bad value {key}={value!r} for {what} {spec.kind}: {reason}") from None
+        kwargs[key] = value
+    return BoundSpec(spec, cls, kwargs)
+
+
+def _takes_arg(cls: type) -> bool:
+    import inspect
+
+    return "model" in inspect.signature(cls.__init__).parameters

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from retrodistill.students.colbert import ColBERT, maxsim, maxsim_numpy
-from retrodistill.students.config import StudentConfig
-from retrodistill.students.train import train_student
+from retrodistill.training import train_student
+from retrodistill.training.config import StudentConfig
 
 QUERIES = ["vitamin d and bone density", "does smoking cause lung cancer"]
 PASSAGES = [

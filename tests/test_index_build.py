@@ -147,9 +147,9 @@ def test_existing_directory_needs_force_and_is_replaced_whole(flat_dir, scifact_
 
 
 def test_index_and_dense_retrievers_give_the_same_run(flat_dir, scifact_slice, cache):
-    from retrodistill.index.retriever import IndexDirRetriever
     from retrodistill.retrieval import RETRIEVERS
     from retrodistill.retrieval.dense import DenseRetriever
+    from retrodistill.retrieval.index_dir import IndexDirRetriever
 
     assert RETRIEVERS.get("index") is IndexDirRetriever
     ds = load_dataset(str(scifact_slice))

@@ -15,10 +15,11 @@ import pytest
 from pydantic import ValidationError
 
 from retrodistill.errors import ConfigError
-from retrodistill.students.config import StudentConfig
-from retrodistill.students.train import prepare, train_student
 from retrodistill.teachers.records import ScoredPair, TeacherSpec
 from retrodistill.teachers.store import ScoreStore
+from retrodistill.training import train_student
+from retrodistill.training.common import prepare
+from retrodistill.training.config import StudentConfig
 
 TEXTS = ["coronary heart disease risk", "Vitamin D deficiency is common in elderly patients."]
 

@@ -108,7 +108,7 @@ def test_a_finished_job_is_skipped_without_loading_the_model(tiny_ce, scifact_sl
 
 def test_force_positives_adds_judged_documents(tiny_ce, scifact_slice, tmp_path, capsys):
     from retrodistill.data.load import load_dataset
-    from retrodistill.teachers.candidates import gather_candidates
+    from retrodistill.training.candidates import gather_candidates
 
     data = load_dataset(str(scifact_slice), "test")
     lists = gather_candidates(data, ["bm25s"], 2, force_positives=True, show_progress=False)
@@ -145,16 +145,17 @@ def test_bad_input_is_one_clear_line_and_the_store_untouched(tiny_ce, scifact_sl
 
 def test_cross_encoder_reranker_in_eval_matches_the_store(tiny_ce, scifact_slice, tmp_path, capsys):
     from retrodistill.data.load import load_dataset
-    from retrodistill.retrieval import RERANKERS
-    from retrodistill.teachers.candidates import gather_candidates
+    from retrodistill.eval.systems import bind_system
+    from retrodistill.specs import parse_spec
     from retrodistill.teachers.store import ScoreStore
+    from retrodistill.training.candidates import gather_candidates
 
     store = tmp_path / "s.sqlite"
     assert main(["-q", *_teach(store, scifact_slice, f"cross-encoder:{tiny_ce}", "--max-queries", "4")]) == 0
     data = load_dataset(str(scifact_slice), "test")
     lists = gather_candidates(data, ["bm25s"], 10, max_queries=4, show_progress=False)
     candidates = {q: {d: -float(i) for i, d in enumerate(ids)} for q, ids in lists.items()}
-    reranker = RERANKERS.get("cross-encoder")(str(tiny_ce))
+    reranker = bind_system(parse_spec(f"cross-encoder:{tiny_ce}"), rerank_mode=True).build()
     run = reranker.rerank(data.queries, candidates, data.corpus, depth=6, show_progress=False)
     stored = ScoreStore.open(store).scores()
     for q, ids in lists.items():
@@ -167,7 +168,7 @@ def test_cross_encoder_reranker_in_eval_matches_the_store(tiny_ce, scifact_slice
 def test_teacher_train_distills_from_a_store_and_resumes(tiny_ce, scifact_slice, tmp_path, capsys):
     import torch
 
-    from retrodistill.teachers.train import TrainConfig, train
+    from retrodistill.training.teacher import TrainConfig, train
 
     store = tmp_path / "s.sqlite"
     assert main(["-q", *_teach(store, scifact_slice, f"cross-encoder:{tiny_ce}", "--max-queries", "6")]) == 0
@@ -208,7 +209,7 @@ def test_bfloat16_is_its_own_teacher_and_ranks_like_float32(tiny_ce, scifact_sli
 def test_groups_with_several_positives_and_the_eval_split_of_an_ir_datasets_id(tmp_path):
     import random
 
-    from retrodistill.teachers.train import TrainConfig, _sample, eval_dataset_id
+    from retrodistill.training.teacher import TrainConfig, _sample, eval_dataset_id
 
     config = TrainConfig(dataset="beir/nfcorpus/train", output=str(tmp_path), positives=3, negatives=4)
     assert eval_dataset_id(config) == "beir/nfcorpus/test"
@@ -232,7 +233,7 @@ def test_distill_groups_mixed_with_bm25_and_their_errors(scifact_slice, bm25_sto
     from retrodistill.data.load import load_dataset
     from retrodistill.errors import ConfigError
     from retrodistill.teachers.store import ScoreStore
-    from retrodistill.teachers.train import TrainConfig, _groups, _sample
+    from retrodistill.training.teacher import TrainConfig, _groups, _sample
 
     data = load_dataset(str(scifact_slice), "test")
     base = dict(dataset=str(scifact_slice), split="test", output=str(tmp_path), loss="distill", negatives=4)

@@ -11,7 +11,8 @@ import pytest
 from retrodistill.data.records import Document, Query
 from retrodistill.errors import ConfigError, DataError
 from retrodistill.teachers import TEACHERS, build_teacher
-from retrodistill.teachers.base import Teacher, aggregate_preferences, comparison_pairs, sliding_windows
+from retrodistill.teachers.aggregate import aggregate_preferences, comparison_pairs, sliding_windows
+from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.llm import LLMTeacher, parse_permutation
 from retrodistill.teachers.prompts import LLMTeacherConfig, check_template
 from retrodistill.teachers.records import TeacherSpec

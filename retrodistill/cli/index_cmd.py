@@ -113,11 +113,12 @@ def run_compare(args: argparse.Namespace) -> int:
     from retrodistill.errors import ConfigError
     from retrodistill.index.compare import compare_indexes
     from retrodistill.index.store import load_index_dir
+    from retrodistill.revision import same_weights
 
     a, b = load_index_dir(args.a), load_index_dir(args.b)
     if a.ids != b.ids:
         raise ConfigError(f"{args.a} and {args.b} index different documents; build both from the same corpus")
-    if a.manifest["model"]["revision"] != b.manifest["model"]["revision"]:
+    if not same_weights(str(a.manifest["model"]["revision"]), str(b.manifest["model"]["revision"])):
         raise ConfigError(f"{args.a} and {args.b} were built with different models; compare indexes of one model")
     queries = load_dataset(args.queries, args.split).judged_queries()
     vectors = a.open_encoder().encode_queries([q.text for q in queries])

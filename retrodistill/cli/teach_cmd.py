@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from retrodistill.errors import ConfigError
     from retrodistill.teachers import build_teacher
     from retrodistill.teachers.base import check_inputs
-    from retrodistill.teachers.candidates import gather_candidates, load_teach_data
     from retrodistill.teachers.store import ScoreStore
+    from retrodistill.training.candidates import gather_candidates, load_teach_data
 
     defaults: dict[str, object] = {}
     if args.teacher_config:

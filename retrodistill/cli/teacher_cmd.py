@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from retrodistill.teachers.train import TrainConfig, train
+    from retrodistill.training.teacher import TrainConfig, train
 
     base: dict[str, object] = {}
     if args.config:

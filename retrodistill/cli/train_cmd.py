@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from retrodistill.cli.configfile import load_config_file
-    from retrodistill.students.config import StudentConfig
-    from retrodistill.students.train import train_student
+    from retrodistill.training import train_student
+    from retrodistill.training.config import StudentConfig
 
     values = load_config_file(args.config)
     if args.output:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import resource
 import time
@@ -63,16 +62,16 @@ def load_data(config: EvalConfig) -> Dataset:
 
 
 def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
-    from retrodistill.retrieval import RERANKERS, RETRIEVERS
+    from retrodistill.eval.systems import bind_system
 
     specs = [parse_spec(text) for text in config.systems]
     measure_names = [str(m) for m in parse_measures(config.measures)]
     rerank_mode = config.candidates is not None
-    registry = RERANKERS if rerank_mode else RETRIEVERS
-    for spec in specs:
-        if spec.kind != "run":
-            registry.get(spec.kind)
-        _interpolation(spec, rerank_mode)
+    systems = [bind_system(spec, rerank_mode, config.cache_dir) for spec in specs]
+    if rerank_mode and config.dataset is not None:
+        from retrodistill.retrieval.first_stage import check_source
+
+        check_source(config.candidates)
     _check_unique([s.name for s in specs])
 
     dataset = load_data(config)
@@ -90,28 +89,28 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
     if rerank_mode:
         start = time.perf_counter()
         if candidates is None:
-            candidates = _first_stage(config.candidates, dataset, config, show_progress)
+            from retrodistill.retrieval.first_stage import first_stage
+
+            candidates = first_stage(config.candidates, dataset, config.depth or 100, show_progress, config.cache_dir)
         cand_name = "candidates" if dataset.candidates is not None else parse_spec(config.candidates).name
         record(cand_name, candidates, time.perf_counter() - start)
 
-    for spec in specs:
+    for system in systems:
         start = time.perf_counter()
-        if spec.kind == "run":
-            run = _read_run(spec)
+        if system.build is None:
+            run = _read_run(system.spec)
         elif rerank_mode:
-            weight = _interpolation(spec, rerank_mode)
-            options = {k: v for k, v in spec.options.items() if k != "interpolate"}
-            reranker = _build(RERANKERS.get(spec.kind), replace(spec, options=options), config)
+            reranker = system.build()
             run = reranker.rerank(dataset.queries, candidates, dataset.corpus, config.depth, show_progress)
-            if weight is not None:
+            if system.interpolate is not None:
                 from retrodistill.retrieval.fusion import interpolate
 
-                run = interpolate(run, candidates, weight, config.depth)
+                run = interpolate(run, candidates, system.interpolate, config.depth)
         else:
-            retriever = _build(RETRIEVERS.get(spec.kind), spec, config)
+            retriever = system.build()
             retriever.index(dataset.corpus)
             run = retriever.retrieve(queries, config.k, show_progress)
-        record(spec, run, time.perf_counter() - start)
+        record(system.spec, run, time.perf_counter() - start)
 
     baseline = config.baseline or results[0].name
     add_significance(results, baseline, list(dataset.qrels), measure_names, config.significance)
@@ -144,56 +143,6 @@ def combine_reports(reports: list[Report], baseline: str) -> Report:
     qids = list(first.results[0].evaluation.per_query[first.measures[0]])
     add_significance(results, baseline, qids, first.measures, first.config.significance)
     return Report(first.config, first.dataset, first.n_queries, first.n_docs, first.measures, baseline, results)
-
-
-def _first_stage(spec_text: str, dataset: Dataset, config: EvalConfig, show_progress: bool) -> Run:
-    path = Path(spec_text)
-    if path.is_file():
-        from retrodistill.data.trec import read_run
-
-        run = read_run(path)
-        missing = sum(1 for docs in run.values() for d in docs if d not in dataset.corpus)
-        if missing:
-            raise ConfigError(f"{path}: {missing} candidate documents are not in the corpus of {dataset.name}")
-        return run
-    from retrodistill.retrieval import RETRIEVERS
-
-    spec = parse_spec(spec_text)
-    retriever = _build(RETRIEVERS.get(spec.kind), spec, config)
-    retriever.index(dataset.corpus)
-    return retriever.retrieve(dataset.judged_queries(), config.depth or 100, show_progress)
-
-
-def _build(cls: type, spec: SystemSpec, config: EvalConfig) -> object:
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = dict(spec.options)
-    unknown = [key for key in kwargs if key not in params]
-    if unknown:
-        allowed = [p for p in params if p not in ("self", "model")]
-        raise ConfigError(f"unknown option {unknown[0]!r} for {spec.kind}; it takes: {', '.join(allowed)}")
-    if "cache_dir" in params and config.cache_dir and "cache_dir" not in kwargs:
-        kwargs["cache_dir"] = config.cache_dir
-    if "model" in params:
-        if not spec.arg:
-            what = {"index": "an index directory", "server": "a server URL", "run": "a file"}.get(spec.kind, "a model")
-            arg = {"index": "DIR", "server": "URL", "run": "PATH"}.get(spec.kind, "MODEL_ID_OR_PATH")
-            raise ConfigError(f"{spec.kind} needs {what}: write {spec.kind}:{arg}")
-        return cls(spec.arg, **kwargs)
-    if spec.arg:
-        raise ConfigError(f"{spec.kind} takes no ':{spec.arg}' argument; pass options as {spec.kind},key=value")
-    return cls(**kwargs)
-
-
-def _interpolation(spec: SystemSpec, rerank_mode: bool) -> float | None:
-    """The ``interpolate=W`` option of a re-ranking system (weight of the re-ranker vs its candidates)."""
-    if "interpolate" not in spec.options:
-        return None
-    value = spec.options["interpolate"]
-    if not rerank_mode or spec.kind == "run":
-        raise ConfigError(f"interpolate= mixes a re-ranker with its candidates; {spec.name} re-ranks nothing")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ConfigError(f"interpolate={value} for {spec.name}: give a weight in [0, 1], e.g. interpolate=0.3")
-    return float(value)
 
 
 def _read_run(spec: SystemSpec) -> Run:

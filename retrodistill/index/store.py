@@ -37,6 +37,7 @@ from retrodistill.errors import ConfigError, DataError
 from retrodistill.index import INDEX_TYPES
 from retrodistill.index.base import VectorIndex
 from retrodistill.index.encode import corpus_key, encode_corpus
+from retrodistill.revision import same_weights
 
 log = logging.getLogger("retrodistill.index")
 
@@ -153,13 +154,6 @@ class IndexDir:
             )
         if bool(encoder.normalize) != bool(model["normalize"]):
             raise ConfigError(f"{self.path}: the index was built with normalize={model['normalize']}; use the same")
-
-
-def same_weights(a: str, b: str) -> bool:
-    """Revisions match: equal hub ``id@commit``, or equal content hashes of local folders (paths may differ)."""
-    if "#sha256:" in a and "#sha256:" in b:
-        return a.split("#sha256:", 1)[1] == b.split("#sha256:", 1)[1]
-    return a == b
 
 
 def build_index_dir(

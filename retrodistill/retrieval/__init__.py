@@ -1,4 +1,8 @@
-"""First-stage retrieval and re-ranking. Names in RETRIEVERS are what ``--system`` accepts."""
+"""First-stage retrieval and student re-ranking.
+
+RETRIEVERS are what ``--system`` accepts in retrieval mode and what ``--candidates`` names; RERANKERS are
+the student-side re-rankers. Teachers re-rank too: ``retrodistill.eval.systems`` joins the two lists.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,9 @@ RETRIEVERS.register(
 RETRIEVERS.register(
     "dense", "retrodistill.retrieval.dense:DenseRetriever", "a sentence-transformers model, exact or FAISS search"
 )
-RETRIEVERS.register("index", "retrodistill.index.retriever:IndexDirRetriever", "an index directory: index:PATH")
-RETRIEVERS.register("server", "retrodistill.serve.client:ServerRetriever", "a running server: server:URL")
+RETRIEVERS.register("index", "retrodistill.retrieval.index_dir:IndexDirRetriever", "an index directory: index:PATH")
+RETRIEVERS.register("server", "retrodistill.retrieval.server:ServerRetriever", "a running server: server:URL")
 
 RERANKERS = Registry("re-ranker")
 RERANKERS.register("dense", "retrodistill.retrieval.rerank:BiEncoderReranker", "bi-encoder inner product")
 RERANKERS.register("colbert", "retrodistill.retrieval.rerank:ColBERTReranker", "ColBERT student, exact MaxSim")
-RERANKERS.register("cross-encoder", "retrodistill.teachers.rerank:CrossEncoderReranker", "a CrossEncoder teacher")
-RERANKERS.register("llm", "retrodistill.teachers.rerank:LLMReranker", "an LLM teacher (mode=ql|yesno|prp|listwise)")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from retrodistill.errors import ConfigError
+from retrodistill.revision import model_revision
 
 
 class BiEncoder:
@@ -53,7 +53,7 @@ class BiEncoder:
     def revision(self) -> str:
         """The hub commit, or a content hash of a local model folder's weights."""
         if self._revision is None:
-            self._revision = _model_revision(self.model_id)
+            self._revision = model_revision(self.model_id)
         return self._revision
 
     @property
@@ -89,22 +89,3 @@ class BiEncoder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def _model_revision(model_id: str) -> str:
-    """``id@commit`` for a hub model found in the local cache, a content hash for a local folder."""
-    if os.path.isdir(model_id):
-        digest = hashlib.sha256()
-        for name in sorted(os.listdir(model_id)):
-            if name.endswith((".safetensors", ".bin")):
-                with open(os.path.join(model_id, name), "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 22), b""):
-                        digest.update(block)
-        return f"{os.path.abspath(model_id)}#sha256:{digest.hexdigest()[:16]}"
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = snapshot_download(model_id, local_files_only=True)
-    except Exception:
-        return model_id
-    return f"{model_id}@{os.path.basename(os.path.normpath(folder))}"

@@ -5,17 +5,11 @@ from __future__ import annotations
 from functools import cached_property
 
 from retrodistill.errors import ConfigError, MissingDependencyError
+from retrodistill.revision import model_revision
 from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.records import TeacherSpec
 
 DTYPES = ("float32", "bfloat16")
-
-
-def model_revision(model_id: str) -> str:
-    """``id@commit`` of a cached hub model, or a content hash of a local folder (no model is loaded)."""
-    from retrodistill.students.bi_encoder import _model_revision
-
-    return _model_revision(model_id)
 
 
 class CrossEncoderTeacher(Teacher):

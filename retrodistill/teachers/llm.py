@@ -12,8 +12,8 @@ from collections import Counter
 from functools import cached_property
 
 from retrodistill.errors import ConfigError, MissingDependencyError
+from retrodistill.revision import model_revision
 from retrodistill.teachers.base import Teacher
-from retrodistill.teachers.cross_encoder import model_revision
 from retrodistill.teachers.prompts import LLMTeacherConfig
 from retrodistill.teachers.records import TeacherSpec
 

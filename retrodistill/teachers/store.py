@@ -18,6 +18,7 @@ from pathlib import Path
 from retrodistill import __version__
 from retrodistill.data.records import Qrels, Run
 from retrodistill.errors import ConfigError, DataError
+from retrodistill.teachers.aggregate import aggregate_preferences
 from retrodistill.teachers.records import Preference, ScoredPair, TeacherSpec, TrainingGroup
 
 _SCHEMA = """
@@ -147,8 +148,6 @@ class ScoreStore:
         """The teacher's ranking as a run: scores, or aggregated win probabilities for a pairwise teacher."""
         if self.spec.granularity != "pairwise":
             return self.scores()
-        from retrodistill.teachers.base import aggregate_preferences
-
         run: Run = {}
         for qid, prefs in self.preferences().items():
             ids = list(dict.fromkeys(d for pair in prefs for d in pair))

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from retrodistill import __version__
 from retrodistill.atomic import write_json
-from retrodistill.data.records import Dataset, Run
+from retrodistill.data.records import Dataset
 from retrodistill.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -102,18 +102,6 @@ class TrainConfig(BaseModel):
         return self
 
 
-def mine_negatives(dataset: Dataset, spec_text: str, depth: int, show_progress: bool) -> Run:
-    """First-stage top-``depth`` for the judged queries of ``dataset``."""
-    from retrodistill.retrieval import RETRIEVERS
-    from retrodistill.specs import parse_spec
-
-    spec = parse_spec(spec_text)
-    cls = RETRIEVERS.get(spec.kind)
-    retriever = cls(spec.arg, **spec.options) if spec.arg else cls(**spec.options)
-    retriever.index(dataset.corpus)
-    return retriever.retrieve(dataset.judged_queries(), depth, show_progress)
-
-
 def _groups(
     config: TrainConfig, dataset: Dataset, show_progress: bool
 ) -> list[tuple[str, dict[str, float], list[str]]]:
@@ -146,7 +134,9 @@ def _groups(
                 for q, docs in run.items()
             }
         return [(q, docs, sorted(docs, key=lambda d: (-docs[d], d))) for q, docs in sorted(run.items())]
-    mined = mine_negatives(dataset, config.negatives_from, config.negatives_depth, show_progress)
+    from retrodistill.retrieval.first_stage import first_stage
+
+    mined = first_stage(config.negatives_from, dataset, config.negatives_depth, show_progress)
     groups = []
     for qid, judged in dataset.qrels.items():
         positives = {d: float(g) for d, g in judged.items() if g > 0 and d in dataset.corpus}
@@ -355,7 +345,9 @@ def evaluate_reranking(
     from dataclasses import replace
 
     data = replace(data, qrels=qrels)
-    first = mine_negatives(data, first_stage, depth, show_progress)
+    from retrodistill.retrieval.first_stage import first_stage as retrieve_first
+
+    first = retrieve_first(first_stage, data, depth, show_progress)
     lists = {q: sorted(docs, key=lambda d: -docs[d]) for q, docs in first.items()}
     teacher = CrossEncoderTeacher(model, batch_size=batch_size, max_length=max_length)
     start = time.perf_counter()

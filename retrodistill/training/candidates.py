@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from retrodistill.data.records import Dataset, Run
+from retrodistill.data.records import Dataset
 from retrodistill.errors import ConfigError, DataError
+from retrodistill.retrieval.first_stage import first_stage
 
 
 def load_teach_data(
@@ -48,7 +48,7 @@ def gather_candidates(
     queries = data.judged_queries()[:max_queries] if max_queries else data.judged_queries()
     runs = [data.candidates] if data.candidates is not None else []
     for source in sources:
-        runs.append(_source_run(source, data, depth, show_progress))
+        runs.append(first_stage(source, data, depth, show_progress))
     if not runs:
         raise ConfigError("no candidate source; give --candidates bm25s, dense:MODEL or a run file")
     lists: dict[str, list[str]] = {}
@@ -66,14 +66,3 @@ def gather_candidates(
     if not lists:
         raise DataError("no query has candidates; check the dataset split and the candidate source")
     return lists
-
-
-def _source_run(source: str, data: Dataset, depth: int, show_progress: bool) -> Run:
-    path = Path(source)
-    if path.is_file():
-        from retrodistill.data.trec import read_run
-
-        return read_run(path)
-    from retrodistill.teachers.train import mine_negatives
-
-    return mine_negatives(data, source, depth, show_progress)

@@ -16,16 +16,15 @@ from tqdm.auto import tqdm
 from retrodistill import __version__
 from retrodistill.atomic import write_json
 from retrodistill.students.colbert import ColBERT, maxsim
-from retrodistill.students.config import StudentConfig
-from retrodistill.students.distill_loss import mix_losses
-from retrodistill.students.groups import StudentExample
+from retrodistill.training.common import TrainResult, final_eval, plot_curve, prepare
+from retrodistill.training.config import StudentConfig
+from retrodistill.training.groups import StudentExample
+from retrodistill.training.objective import mix_losses
 
 log = logging.getLogger("retrodistill.students")
 
 
 def train_colbert(config: StudentConfig, show_progress: bool = True):
-    from retrodistill.students.train import TrainResult, plot_curve, prepare
-
     _, examples = prepare(config)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +70,9 @@ def train_colbert(config: StudentConfig, show_progress: bool = True):
     tmp.rename(model_dir)
     write_json(out / "train_log.json", {"retrodistill_version": __version__, "log_history": history})
     plot_curve(history, out / "training_curve.png", title=f"ColBERT {config.model} -> {out.name}")
-    metrics = _final_eval(config, model_dir) if config.eval_dataset else {}
+    metrics = {}
+    if config.eval_dataset:
+        metrics = final_eval(config, f"colbert:{model_dir},label=student", config.eval_candidates)
     return TrainResult(out, model_dir, step, metrics)
 
 
@@ -127,23 +128,3 @@ def _resume(folder: Path, model, optimizer, scheduler, history: list[dict]) -> i
     history.extend(json.loads((last / "history.json").read_text()))
     log.info("resuming from %s", last)
     return int(last.name[5:])
-
-
-def _final_eval(config: StudentConfig, model_dir: Path) -> dict[str, float]:
-    """Exact MaxSim re-ranking of the eval split's first-stage top-100 (the served ColBERT path)."""
-    from retrodistill.eval.config import EvalConfig
-    from retrodistill.eval.harness import run_evaluation
-    from retrodistill.eval.report import write_outputs
-
-    eval_config = EvalConfig(
-        dataset=config.eval_dataset,
-        split=config.eval_split,
-        candidates=config.eval_candidates,
-        depth=100,
-        systems=[f"colbert:{model_dir},label=student"],
-    )
-    report = run_evaluation(eval_config, show_progress=False)
-    write_outputs(report, Path(config.output) / "eval")
-    metrics = report.results[-1].evaluation.aggregate
-    write_json(Path(config.output) / "metrics.json", {"retrodistill_version": __version__, "eval": metrics})
-    return metrics

@@ -1,0 +1,102 @@
+"""Train a bi-encoder student with sentence-transformers' trainer: checkpoints, resume, logs, curve, evaluation."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from retrodistill import __version__
+from retrodistill.atomic import write_json
+from retrodistill.data.load import load_dataset
+from retrodistill.retrieval.first_stage import first_stage
+from retrodistill.training.common import TrainResult, final_eval, last_complete_checkpoint, plot_curve, prepare
+from retrodistill.training.config import StudentConfig
+
+log = logging.getLogger("retrodistill.students")
+
+
+def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> TrainResult:
+    """Train (or resume) a bi-encoder student with sentence-transformers' trainer."""
+    _, examples = prepare(config)
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"retrodistill_version": __version__, "config": config.model_dump()})
+
+    from datasets import Dataset as HFDataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+
+    from retrodistill.training.objective import ScoreDistillationLoss
+
+    columns: dict[str, list] = {"query": [e.query for e in examples]}
+    for g in range(config.group_size):
+        columns[f"passage_{g}"] = [e.passages[g] for e in examples]
+    columns["label"] = [list(e.scores) for e in examples]
+    train_data = HFDataset.from_dict(columns)
+    log.info("%d training groups of size %d", len(examples), config.group_size)
+
+    model = SentenceTransformer(config.model)
+    model.max_seq_length = config.max_seq_length
+    loss = ScoreDistillationLoss(model, config.loss, config.student_scale, config.temperature, config.teacher_norm)
+    evaluator = _evaluator(config) if config.eval_dataset and config.eval_steps else None
+    ckpt_dir = out / "checkpoints"
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.lr,
+        warmup_ratio=config.warmup_ratio,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        logging_steps=max(1, min(config.save_steps, 10)),
+        eval_strategy="steps" if evaluator else "no",
+        eval_steps=config.eval_steps,
+        report_to=[],
+        disable_tqdm=not show_progress,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        bf16=config.bf16,
+        use_cpu=config.bf16 and not _has_accelerator(),
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=train_data, loss=loss, evaluator=evaluator
+    )
+    last = last_complete_checkpoint(ckpt_dir)
+    if last:
+        log.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+
+    model_dir = out / "model"
+    tmp = out / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.max_seq_length = config.inference_max_seq_length or config.max_seq_length
+    model.save(str(tmp))
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp.rename(model_dir)
+    history = trainer.state.log_history
+    write_json(out / "train_log.json", {"retrodistill_version": __version__, "log_history": history})
+    plot_curve(history, out / "training_curve.png", title=f"{config.model} -> {out.name}")
+    metrics = final_eval(config, f"dense:{model_dir},label=student") if config.eval_dataset else {}
+    return TrainResult(out, model_dir, int(trainer.state.global_step), metrics)
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def _evaluator(config: StudentConfig):
+    from retrodistill.training.evaluator import RerankEvaluator
+
+    dataset = load_dataset(config.eval_dataset, config.eval_split)
+    candidates = first_stage(config.eval_candidates, dataset, 100, show_progress=False)
+    return RerankEvaluator(dataset, candidates, config.eval_queries)
