@@ -82,7 +82,7 @@ class BoundSpec:
 ARG_NAMES = {"index": ("DIR", "an index directory"), "server": ("URL", "a server URL"), "run": ("PATH", "a file")}
 
 
-def bind(cls: type, spec: SystemSpec | str, what: str = "system", **defaults: Any) -> BoundSpec:
+def bind(cls: type, spec: SystemSpec | str, **defaults: Any) -> BoundSpec:
     """Check ``spec`` against ``cls.__init__`` without constructing it.
 
     The spec's argument fills the first parameter (``model``); every option must be a parameter and
@@ -106,16 +106,16 @@ def bind(cls: type, spec: SystemSpec | str, what: str = "system", **defaults: An
     names = [p for p in params if p not in ("self", "model") and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
     if takes_arg and not spec.arg:
         arg, thing = ARG_NAMES.get(spec.kind, ("MODEL_ID_OR_PATH", "a model"))
-        raise ConfigError(f"{what} {spec.kind} needs {thing}: write {spec.kind}:{arg}")
+        raise ConfigError(f"{spec.kind} needs {thing}: write {spec.kind}:{arg}")
     if not takes_arg and spec.arg:
-        raise ConfigError(f"{what} {spec.kind} takes no ':{spec.arg}' argument; pass options as {spec.kind},key=value")
+        raise ConfigError(f"{spec.kind} takes no ':{spec.arg}' argument; pass options as {spec.kind},key=value")
     kwargs: dict[str, Any] = {
         k: v for k, v in defaults.items() if v is not None and k in params and k not in spec.options
     }
     for key, value in spec.options.items():
         if key not in names:
             raise ConfigError(
-                f"unknown option {key!r} for {what} {spec.kind}; it takes: {', '.join(names) or 'no options'}"
+                f"unknown option {key!r} for {spec.kind}; it takes: {', '.join(names) or 'no options'}"
             )
         hint = hints.get(key)
         if hint is not None:
@@ -127,7 +127,7 @@ def bind(cls: type, spec: SystemSpec | str, what: str = "system", **defaults: An
                     value = adapter.validate_python(str(value))
                 except ValidationError:
                     reason = exc.errors()[0]["msg"].lower()
-                    raise ConfigError(f"bad value {key}={value!r} for {what} {spec.kind}: {reason}") from None
+                    raise ConfigError(f"bad value {key}={value!r} for {spec.kind}: {reason}") from None
         kwargs[key] = value
     return BoundSpec(spec, cls, kwargs)
 

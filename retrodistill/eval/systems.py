@@ -58,11 +58,10 @@ def bind_system(spec: SystemSpec, rerank_mode: bool, cache_dir: str | None = Non
         return BoundSystem(spec, weight, build_teacher_reranker)
     registry = RERANKERS if rerank_mode else RETRIEVERS
     if spec.kind not in registry:
-        mode = "re-ranking (with --candidates)" if rerank_mode else "retrieval"
+        what = "re-ranker" if rerank_mode else "retriever"
         kinds = ", ".join(system_kinds(rerank_mode))
-        raise ConfigError(f"unknown system {spec.kind!r} for {mode}; choose one of: {kinds}")
-    what = "re-ranker" if rerank_mode else "retriever"
-    bound = bind(registry.get(spec.kind), spec, what, cache_dir=cache_dir)
+        raise ConfigError(f"unknown {what} {spec.kind!r}; choose one of: {kinds}")
+    bound = bind(registry.get(spec.kind), spec, cache_dir=cache_dir)
     return BoundSystem(spec, weight, bound.build)
 
 

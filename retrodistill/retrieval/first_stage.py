@@ -19,7 +19,7 @@ def bind_retriever(spec: SystemSpec | str, **defaults: object) -> BoundSpec:
     from retrodistill.retrieval import RETRIEVERS
 
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    return bind(RETRIEVERS.get(spec.kind), spec, "retriever", **defaults)
+    return bind(RETRIEVERS.get(spec.kind), spec, **defaults)
 
 
 def check_source(source: str) -> None:

@@ -22,7 +22,7 @@ def bind_teacher(spec: str | SystemSpec, **defaults: Any) -> BoundSpec:
     from retrodistill.specs import bind, parse_spec
 
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    return bind(TEACHERS.get(spec.kind), spec, "teacher", **defaults)
+    return bind(TEACHERS.get(spec.kind), spec, **defaults)
 
 
 def build_teacher(spec: str | SystemSpec, **defaults: Any) -> Teacher:
