@@ -14,18 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from retrodistill.errors import ConfigError, MissingDependencyError
+from retrodistill.errors import ConfigError, require
 from retrodistill.index.base import VectorIndex
 
 DEVICES = ("auto", "cpu", "gpu")
 
 
 def import_faiss() -> Any:
-    try:
-        import faiss
-    except ImportError:
-        raise MissingDependencyError("faiss-cpu", purpose="FAISS indexes") from None
-    return faiss
+    return require("faiss", purpose="FAISS indexes")
 
 
 def gpu_count() -> int:
