@@ -53,6 +53,8 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "torch": ("torch", "train"),
     "sentence_transformers": ("sentence-transformers", "train"),
     "transformers": ("transformers", "train"),
+    "huggingface_hub": ("huggingface-hub", "train"),
+    "safetensors": ("safetensors", "train"),
     "accelerate": ("accelerate", "train"),
     "datasets": ("datasets", "train"),
     "faiss": ("faiss-cpu", "faiss"),
