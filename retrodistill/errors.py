@@ -1,4 +1,5 @@
-"""Errors a user can act on. The CLI prints them as one line and exits non-zero."""
+"""Errors a user can act on (the CLI prints them as one line and exits non-zero), and require(): the one
+place where a missing optional package becomes such an error, naming the extra that installs it."""
 
 from __future__ import annotations
 

@@ -88,8 +88,8 @@ class FaissIndex(VectorIndex):
         if gpu_count() == 0:
             if self.device == "gpu":
                 raise ConfigError(
-                    "device=gpu but faiss sees no GPU; install faiss with GPU support "
-                    "(pip install 'retrodistill[gpu]') on a machine with a CUDA GPU, or use device=auto"
+                    "device=gpu but faiss sees no GPU; install faiss with GPU support (pip uninstall faiss-cpu, "
+                    "then pip install 'retrodistill[gpu]') on a machine with a CUDA GPU, or use device=auto"
                 )
             return index
         self._gpu_resources = self.faiss.StandardGpuResources()
