@@ -21,11 +21,12 @@ export TOKENIZERS_PARALLELISM ?= false
 install: $(STAMP)
 
 # torch first, pinned to the CPU wheel; a bare `torch` requirement resolved first can pull a CUDA build.
+# Then every extra `make demo` and `make test` use (`all` takes CPU FAISS; see README, "Install").
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,pyserini]'
+	$(BIN)/pip install -q -e '.[all,dev,pyserini]'
 	$(BIN)/pip install -q --no-deps pyserini==0.22.1
 	touch $@
 

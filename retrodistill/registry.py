@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from retrodistill.errors import ConfigError
+from retrodistill.errors import ConfigError, missing_dependency
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +38,17 @@ class Registry:
         return name in self._entries
 
     def get(self, name: str) -> Any:
-        """The registered object; an unknown name is a ConfigError listing the choices."""
+        """The registered object; an unknown name is a ConfigError listing the choices, and a module that
+        needs a missing optional package is a MissingDependencyError naming the extra."""
         if name not in self._entries:
             choices = ", ".join(self._entries) or "(none)"
             raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {choices}")
         module_name, _, attr = self._entries[name].target.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            error = missing_dependency(exc, purpose=f"{self.kind} {name!r}")
+            if error is None:
+                raise
+            raise error from None
+        return getattr(module, attr)

@@ -90,5 +90,6 @@ def run(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(width=200)
     console.print(render_table(report))
-    console.print(f"runs, metrics.json, config.json{' and metrics.png' if config.plot else ''} in {output}/")
+    plotted = config.plot and (output / "metrics.png").is_file()  # no matplotlib: eval warned, wrote the rest
+    console.print(f"runs, metrics.json, config.json{' and metrics.png' if plotted else ''} in {output}/")
     return 0

@@ -68,6 +68,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     from retrodistill.index import INDEX_TYPES
     from retrodistill.index.corpus import load_corpus
+    from retrodistill.index.faiss_base import FaissIndex, import_faiss
     from retrodistill.index.store import build_index_dir, check_target
     from retrodistill.specs import parse_spec
     from retrodistill.students.bi_encoder import BiEncoder
@@ -77,7 +78,8 @@ def run_build(args: argparse.Namespace) -> int:
         from retrodistill.errors import ConfigError
 
         raise ConfigError(f"--index takes TYPE[,key=value...], e.g. hnsw,M=32; got {args.index!r}")
-    INDEX_TYPES.get(spec.kind)
+    if issubclass(INDEX_TYPES.get(spec.kind), FaissIndex):  # a missing faiss fails before the model loads
+        import_faiss()
     check_target(Path(args.out).absolute(), args.force)
     corpus = load_corpus(args.corpus)
     encoder = BiEncoder(

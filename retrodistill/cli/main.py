@@ -58,12 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.quiet)
     from pydantic import ValidationError
 
-    from retrodistill.errors import RetrodistillError
+    from retrodistill.errors import RetrodistillError, missing_dependency
 
     try:
         return int(args.handler(args) or 0)
     except RetrodistillError as exc:
         print(f"retrodistill: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        error = missing_dependency(exc, purpose=f"retrodistill {args.command}")
+        if error is None:
+            raise
+        print(f"retrodistill: error: {error}", file=sys.stderr)
         return 2
     except ValidationError as exc:
         first = exc.errors()[0]

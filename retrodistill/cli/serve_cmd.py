@@ -70,9 +70,12 @@ FIELDS = (
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from retrodistill.errors import ConfigError, require
+
+    for module in ("fastapi", "uvicorn", "prometheus_client"):
+        require(module, purpose="retrodistill serve")
     import uvicorn
 
-    from retrodistill.errors import ConfigError
     from retrodistill.serve.app import create_app
     from retrodistill.serve.service import SearchService
     from retrodistill.serve.settings import ServeSettings

@@ -9,6 +9,7 @@ from pathlib import Path
 from retrodistill import __version__
 from retrodistill.atomic import write_json
 from retrodistill.data.trec import write_run
+from retrodistill.errors import optional
 from retrodistill.eval.harness import Report
 
 
@@ -82,7 +83,9 @@ def write_outputs(report: Report, output_dir: Path) -> Path:
 
 
 def _plot(report: Report, path: Path) -> None:
-    import matplotlib
+    if (matplotlib := optional("matplotlib", skipped=path.name)) is None:
+        path.unlink(missing_ok=True)  # a stale plot beside fresh metrics would mislead
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -14,18 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from retrodistill.errors import ConfigError, MissingDependencyError
+from retrodistill.errors import ConfigError, require
 from retrodistill.index.base import VectorIndex
 
 DEVICES = ("auto", "cpu", "gpu")
 
 
 def import_faiss() -> Any:
-    try:
-        import faiss
-    except ImportError:
-        raise MissingDependencyError("faiss-cpu", purpose="FAISS indexes") from None
-    return faiss
+    return require("faiss", purpose="FAISS indexes")
 
 
 def gpu_count() -> int:
@@ -92,8 +88,8 @@ class FaissIndex(VectorIndex):
         if gpu_count() == 0:
             if self.device == "gpu":
                 raise ConfigError(
-                    "device=gpu but faiss sees no GPU; install faiss with GPU support "
-                    "(pip install 'retrodistill[gpu]') on a machine with a CUDA GPU, or use device=auto"
+                    "device=gpu but faiss sees no GPU; install faiss with GPU support (pip uninstall faiss-cpu, "
+                    "then pip install 'retrodistill[gpu]') on a machine with a CUDA GPU, or use device=auto"
                 )
             return index
         self._gpu_resources = self.faiss.StandardGpuResources()

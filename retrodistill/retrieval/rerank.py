@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from retrodistill.data.records import Document, Query, Run
+from retrodistill.errors import require
 from retrodistill.students.bi_encoder import BiEncoder
 
 
@@ -71,6 +72,7 @@ class ColBERTReranker:
     name = "colbert-rerank"
 
     def __init__(self, model: str, batch_size: int = 32) -> None:
+        require("torch", purpose="ColBERT re-ranking")
         from retrodistill.students.colbert import ColBERT
 
         self.model = ColBERT.load(model).eval()

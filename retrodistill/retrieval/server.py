@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from retrodistill.data.records import Document
-from retrodistill.errors import ConfigError
+from retrodistill.errors import ConfigError, require
 from retrodistill.retrieval.base import Retriever
 
 
@@ -21,7 +21,7 @@ class ServerRetriever(Retriever):
     def __init__(
         self, model: str, api_key: str | None = None, batch: int = 32, rerank: bool = False, timeout: float = 120.0
     ) -> None:
-        import httpx
+        httpx = require("httpx", purpose="the server:URL retriever")
 
         super().__init__()
         self.url = model.rstrip("/")

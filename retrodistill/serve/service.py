@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from retrodistill.errors import ConfigError, MissingDependencyError
+from retrodistill.errors import ConfigError, require
 from retrodistill.index.store import Hit, IndexDir, load_index_dir
 from retrodistill.serve.settings import ServeSettings
 
@@ -33,7 +33,7 @@ class SearchService:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         if settings.threads:
-            import torch
+            torch = require("torch", purpose="--threads")
 
             torch.set_num_threads(settings.threads)
         overrides = {k: v for k, v in (("efSearch", settings.efSearch), ("nprobe", settings.nprobe)) if v}
@@ -81,10 +81,7 @@ class SearchService:
 
 
 def _load_cross_encoder(model: str) -> Any:
-    try:
-        from sentence_transformers import CrossEncoder
-    except ImportError:
-        raise MissingDependencyError("sentence-transformers", purpose="--reranker") from None
+    CrossEncoder = require("sentence_transformers", purpose="--reranker").CrossEncoder
     try:
         return CrossEncoder(model)
     except (OSError, ValueError) as exc:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrodistill.errors import ConfigError
+from retrodistill.errors import ConfigError, require
 from retrodistill.revision import model_revision
 
 
@@ -30,7 +30,7 @@ class BiEncoder:
         query_prefix: str = "",
         passage_prefix: str = "",
     ) -> None:
-        from sentence_transformers import SentenceTransformer
+        SentenceTransformer = require("sentence_transformers", purpose="bi-encoder models").SentenceTransformer
 
         try:
             self.model = SentenceTransformer(model, device=device)

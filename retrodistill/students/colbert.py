@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from retrodistill.errors import require
+
 CONFIG_NAME = "colbert_config.json"
 PROJECTION_NAME = "colbert_projection.safetensors"
 
@@ -36,6 +38,7 @@ class ColBERT(nn.Module):
     ) -> None:
         """A backbone plus a fresh ``dim``-d projection, drawn from ``seed`` (the same seed, the same weights)."""
         super().__init__()
+        require("transformers", purpose="ColBERT models")
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(backbone)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from retrodistill.errors import ConfigError, MissingDependencyError
+from retrodistill.errors import ConfigError, require
 from retrodistill.revision import model_revision
 from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.records import TeacherSpec
@@ -59,10 +59,7 @@ class CrossEncoderTeacher(Teacher):
 
     @cached_property
     def model(self):
-        try:
-            from sentence_transformers import CrossEncoder
-        except ImportError:
-            raise MissingDependencyError("sentence-transformers", purpose="cross-encoder teachers") from None
+        CrossEncoder = require("sentence_transformers", purpose="cross-encoder teachers").CrossEncoder
         kwargs = {"device": self.device} if self.device else {}
         if self.max_length:
             kwargs["max_length"] = int(self.max_length)
@@ -74,7 +71,7 @@ class CrossEncoderTeacher(Teacher):
         self.model  # noqa: B018
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
-        import torch
+        torch = require("torch", purpose="cross-encoder teachers")
 
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
         autocast = torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.dtype == "bfloat16")

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from functools import cached_property
 
-from retrodistill.errors import ConfigError, MissingDependencyError
+from retrodistill.errors import ConfigError, require
 from retrodistill.revision import model_revision
 from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.prompts import LLMTeacherConfig
@@ -101,16 +101,12 @@ class LLMTeacher(Teacher):
 
     @cached_property
     def _lm(self):
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError:
-            raise MissingDependencyError("transformers", purpose="LLM teachers") from None
         if self.gguf_file:
-            try:
-                import gguf  # noqa: F401
-            except ImportError:
-                raise MissingDependencyError("gguf", purpose="loading GGUF models") from None
+            require("gguf", purpose="loading GGUF models")
+        torch = require("torch", purpose="LLM teachers", extra="llm")
+        require("transformers", purpose="LLM teachers", extra="llm")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kwargs)
         tokenizer.padding_side = "left"
@@ -142,7 +138,7 @@ class LLMTeacher(Teacher):
 
         Yields (indexes into ``sequences``, logits of shape (batch, keep, vocab), padded width).
         """
-        import torch
+        torch = require("torch", purpose="LLM teachers", extra="llm")
 
         model, tokenizer = self._lm
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
@@ -163,7 +159,7 @@ class LLMTeacher(Teacher):
         return self._lm[1](text, add_special_tokens=False)["input_ids"]
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
-        import torch
+        torch = require("torch", purpose="LLM teachers", extra="llm")
 
         cut = self.config.max_passage_tokens
         scores = [0.0] * len(pairs)
@@ -191,7 +187,7 @@ class LLMTeacher(Teacher):
         return sorted({self._encode(w)[0] for w in words})
 
     def _prefer(self, triples: list[tuple[str, str, str]]) -> list[float]:
-        import torch
+        torch = require("torch", purpose="LLM teachers", extra="llm")
 
         cut = self.config.max_passage_tokens
         a_ids, b_ids = self._token_ids(["A", " A"]), self._token_ids(["B", " B"])
@@ -209,7 +205,7 @@ class LLMTeacher(Teacher):
         return probs
 
     def _rank_window(self, query: str, passages: list[str]) -> list[int]:
-        import torch
+        torch = require("torch", purpose="LLM teachers", extra="llm")
 
         model, tokenizer = self._lm
         cut = self.config.listwise_passage_tokens

@@ -11,7 +11,7 @@ from retrodistill import __version__
 from retrodistill.atomic import atomic_open, write_json
 from retrodistill.data.load import load_dataset
 from retrodistill.data.records import Dataset, Run
-from retrodistill.errors import ConfigError
+from retrodistill.errors import ConfigError, optional
 from retrodistill.retrieval.first_stage import first_stage
 from retrodistill.training.config import StudentConfig
 from retrodistill.training.groups import StudentExample, examples_from_qrels, examples_from_teacher
@@ -116,7 +116,8 @@ def final_eval(config: StudentConfig, system: str, candidates: str | None = None
 
 def plot_curve(history: list[dict], path: Path, title: str) -> None:
     """Training loss per logged step and, where present, the in-training evaluation metric."""
-    import matplotlib
+    if (matplotlib := optional("matplotlib", skipped=path.name)) is None:
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -9,6 +9,7 @@ from pathlib import Path
 from retrodistill import __version__
 from retrodistill.atomic import write_json
 from retrodistill.data.load import load_dataset
+from retrodistill.errors import require
 from retrodistill.retrieval.first_stage import first_stage
 from retrodistill.training.common import TrainResult, final_eval, last_complete_checkpoint, plot_curve, prepare
 from retrodistill.training.config import StudentConfig
@@ -18,6 +19,8 @@ log = logging.getLogger("retrodistill.students")
 
 def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> TrainResult:
     """Train (or resume) a bi-encoder student with sentence-transformers' trainer."""
+    for module in ("torch", "sentence_transformers", "datasets", "accelerate"):
+        require(module, purpose="student training")
     _, examples = prepare(config)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)

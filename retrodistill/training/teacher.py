@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from retrodistill import __version__
 from retrodistill.atomic import write_json
 from retrodistill.data.records import Dataset
-from retrodistill.errors import ConfigError
+from retrodistill.errors import ConfigError, optional, require
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ def _sample(config: TrainConfig, group, qrels_q: dict[str, int], rng: random.Ran
 
 def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
     """Train (or resume) and evaluate; returns the summary written to ``output/summary.json``."""
+    for module in ("torch", "sentence_transformers", "transformers"):
+        require(module, purpose="teacher training")
     import torch
     from sentence_transformers import CrossEncoder
     from tqdm.auto import tqdm
@@ -363,9 +365,8 @@ def evaluate_reranking(
 
 
 def _plot(history: list[dict[str, float]], path: Path) -> None:
-    if not history:
+    if not history or (matplotlib := optional("matplotlib", skipped=path.name)) is None:
         return
-    import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
