@@ -110,3 +110,31 @@ def test_colbert_training_resumes_after_kill(scifact_slice, tmp_path, request):
     np.testing.assert_allclose(a, b, atol=1e-5)
     history = json.loads((tmp_path / "b" / "train_log.json").read_text())["log_history"]
     assert [h["step"] for h in history if "loss" in h] == list(range(1, 7))
+
+
+def test_checkpoints_are_whole_folders_the_last_two_kept(tmp_path):
+    from retrodistill.training.checkpoint import Checkpoints, write_dir
+
+    model = tmp_path / "model"
+    write_dir(model, lambda f: (f / "weights").write_text("old"))
+
+    def half_written(folder):
+        (folder / "weights").write_text("new, half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_dir(model, half_written)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temp folder left, the old model whole
+    assert (model / "weights").read_text() == "old"
+
+    ckpts = Checkpoints(tmp_path / "checkpoints")
+    assert ckpts.last() is None
+    for step in (1, 2, 3):
+        ckpts.save(step, {"w": torch.full((2,), float(step)), "step": step}, [{"step": step}], lambda f: None)
+    (tmp_path / "checkpoints" / ".step-4.tmp-killed").mkdir()  # what a kill during a save leaves
+    assert [s for s, _ in ckpts.steps()] == [2, 3]
+    step, path = ckpts.last()
+    state, history = Checkpoints.load(path)
+    assert step == 3 and torch.equal(state["w"], torch.full((2,), 3.0)) and history == [{"step": 3}]
+    ckpts.save(4, {"step": 4}, [], lambda f: None)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-3", "step-4"]

@@ -107,3 +107,32 @@ def test_rankllm_bad_file(tmp_path, data_dir):
     bad.write_text(json.dumps([{"query": "x", "hits": [{"qid": 1, "docid": "d"}]}]))
     with pytest.raises(DataError, match="entry 0 is not a rank_llm candidate list"):
         load_rerank_task(data_dir / "trec-dl-2019" / "2019qrels-pass.txt", bad)
+
+
+def test_text_files_decode_line_by_line_and_every_failure_names_the_file(tmp_path):
+    from retrodistill.data.rankllm import read_rankllm_candidates
+    from retrodistill.data.textfile import iter_jsonl, iter_lines
+    from retrodistill.data.trec import read_qrels, read_run
+
+    plain = tmp_path / "a.tsv"
+    plain.write_bytes("\ufeffq1 0 d1 1\r\nq1 0 d2 0\r\n\r\nq2 0 d\u00e9 2\n".encode())
+    assert read_qrels(plain) == {"q1": {"d1": 1, "d2": 0}, "q2": {"d\u00e9": 2}}  # BOM, CRLF, blank line
+    packed = tmp_path / "a.tsv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert list(iter_lines(packed)) == list(iter_lines(plain))
+
+    bad = tmp_path / "c.jsonl.gz"
+    bad.write_bytes(gzip.compress(b'{"_id": "1", "text": "a"}\n{"_id": "2", "text": "caf\xe9"}\n'))
+    with pytest.raises(DataError, match=r"c\.jsonl\.gz:2: not valid UTF-8 \(byte 0xe9 at column 26\)"):
+        list(iter_jsonl(bad))
+    run = tmp_path / "run.trec.gz"
+    run.write_bytes(gzip.compress(b"q1 Q0 d1 1 2.0 x\n" * 500)[:-40])
+    with pytest.raises(DataError, match=r"run\.trec\.gz: the gzip file is truncated"):
+        read_run(run)
+    fake = tmp_path / "cands.json.gz"
+    fake.write_text("[]")
+    with pytest.raises(DataError, match=r"cands\.json\.gz: not a gzip file"):
+        read_rankllm_candidates(fake)
+    (tmp_path / "folder.tsv").mkdir()
+    with pytest.raises(DataError, match=r"folder\.tsv: is a folder, expected a file"):
+        read_qrels(tmp_path / "folder.tsv")

@@ -79,3 +79,81 @@ def test_training_groups_sort_candidates_and_take_positives_from_qrels(tmp_path)
     assert groups["q1"].doc_ids == ("d2", "d3", "d1") and groups["q1"].scores == (2.0, 1.0, 0.1)
     assert groups["q1"].positives == ("d3",)
     assert groups["q2"].positives == ()
+
+
+def _readonly_folder(tmp_path):
+    """A folder this process cannot write (chmod 555), or None where permission bits do not bind (root)."""
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    os.chmod(folder, 0o555)
+    if os.access(folder, os.W_OK):
+        os.chmod(folder, 0o755)
+        return None
+    return folder
+
+
+def test_a_new_store_in_a_folder_that_cannot_be_written_is_refused_up_front(tmp_path, capsys):
+    import os
+
+    # /proc/sys refuses writes even to root; a chmod-555 folder refuses everyone else
+    folders = [p for p in ("/proc/sys",) if os.path.isdir(p) and not os.access(p, os.W_OK)]
+    if (folder := _readonly_folder(tmp_path)) is not None:
+        folders.append(folder)
+    if not folders:
+        pytest.skip("no folder here refuses writes to this user")
+    for folder in folders:
+        path = f"{folder}/sub/s.sqlite"
+        expected = r"cannot write the score store .*s\.sqlite: the folder .* is not writable"
+        with pytest.raises(ConfigError, match=expected):
+            ScoreStore.check(path, CE)
+        with pytest.raises(ConfigError, match="not writable"):
+            ScoreStore(path, CE)
+    from retrodistill.cli.main import main
+
+    teach = ["teach", "-t", "cross-encoder:sentence-transformers/all-MiniLM-L6-v2", "-s", path, "-d", "x"]
+    assert main(teach) == 2  # refused before the dataset ("x") is even looked at, and before any model loads
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"retrodistill: error: cannot write the score store {path}")
+
+
+def test_a_finished_store_in_a_read_only_folder_reads_but_refuses_writing(tmp_path):
+    import os
+
+    folder = tmp_path / "ro"
+    with ScoreStore(folder / "s.sqlite", CE) as store:
+        store.add([ScoredPair("q1", "d1", 1.0)])
+    os.chmod(folder, 0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("permission bits do not bind this user (root)")
+        with ScoreStore.open(folder / "s.sqlite") as store:
+            assert store.scores() == {"q1": {"d1": 1.0}}
+        with pytest.raises(ConfigError, match="is not writable; choose a --store path in a writable folder"):
+            ScoreStore.check(folder / "s.sqlite", CE)
+    finally:
+        os.chmod(folder, 0o755)
+
+
+def test_a_corrupt_store_is_one_line_and_stays_as_it_was(tmp_path, capsys):
+    import os
+
+    from retrodistill.cli.main import main
+
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(os.urandom(4096))
+    before = _sha(path)
+    with pytest.raises(DataError, match="not a retrodistill score store"):
+        ScoreStore.check(path, CE)
+    with pytest.raises(DataError, match="not a retrodistill score store"):
+        ScoreStore.open(path)
+    teach = ["teach", "-t", "cross-encoder:sentence-transformers/all-MiniLM-L6-v2", "-s", str(path), "-d", "x"]
+    assert main(teach) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"retrodistill: error: {path}: not a retrodistill score store")
+    assert _sha(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    folder = tmp_path / "dir.sqlite"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="is a folder; --store takes a file path"):
+        ScoreStore.check(folder, CE)

@@ -168,6 +168,7 @@ def test_cross_encoder_reranker_in_eval_matches_the_store(tiny_ce, scifact_slice
 def test_teacher_train_distills_from_a_store_and_resumes(tiny_ce, scifact_slice, tmp_path, capsys):
     import torch
 
+    from retrodistill.training.checkpoint import Checkpoints
     from retrodistill.training.teacher import TrainConfig, train
 
     store = tmp_path / "s.sqlite"
@@ -178,12 +179,48 @@ def test_teacher_train_distills_from_a_store_and_resumes(tiny_ce, scifact_slice,
     first = train(TrainConfig(**base, max_steps=2), show_progress=False)
     assert first["steps"] == 2 and first["train_queries"] == 6
     resumed = train(TrainConfig(**base, max_steps=3), show_progress=False)
-    state = torch.load(tmp_path / "student-ce" / "checkpoint" / "trainer_state.pt", weights_only=False)
-    assert resumed["steps"] == 3 and state["step"] == 3
-    assert [h["step"] for h in state["history"]] == [1, 2, 3]  # resumed at step 2, not from scratch
     out = tmp_path / "student-ce"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-3"]  # the last two kept
+    state, history = Checkpoints.load(out / "checkpoints" / "step-3")
+    assert resumed["steps"] == 3 and state["scheduler"]["last_epoch"] == 3
+    assert [h["step"] for h in history] == [1, 2, 3]  # resumed at step 2, not from scratch
+    assert torch.load(out / "checkpoints" / "step-3" / "state.pt", weights_only=True).keys() == state.keys()
     assert (out / "model" / "model.safetensors").is_file() and (out / "curve.png").is_file()
     assert json.loads((out / "config.json").read_text())["config"]["loss"] == "distill"
+
+
+class _Poison:
+    """Unpickling this calls open(marker, "w"): the file appears only if the loader runs pickled code."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_poisoned_checkpoint_is_refused_and_its_code_never_runs(scifact_slice, tmp_path):
+    import pickle
+
+    out, marker = tmp_path / "ce", tmp_path / "pwned"
+    step = out / "checkpoints" / "step-1"
+    step.mkdir(parents=True)
+    (step / "state.pt").write_bytes(pickle.dumps({"optimizer": _Poison(marker)}))
+    (step / "history.json").write_text("[]")
+    config = tmp_path / "train.json"
+    config.write_text(
+        json.dumps(
+            dict(dataset=str(scifact_slice), split="test", eval_split=None, output=str(out), negatives=3),
+        )
+    )
+    cmd = [sys.executable, "-m", "retrodistill.cli.main", "-q", "teacher", "train", "--config", str(config)]
+    done = subprocess.run([*cmd, "--max-steps", "2", "--max-length", "32"], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr[-2000:]
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("retrodistill: error: "), done.stderr[-2000:]
+    assert str(step / "state.pt") in err[0] and "refused to load" in err[0]
+    assert not marker.exists()
+    assert not (out / "model").exists()
 
 
 def test_bfloat16_is_its_own_teacher_and_ranks_like_float32(tiny_ce, scifact_slice):

@@ -12,7 +12,12 @@ def load_config_file(path: Path) -> dict[str, object]:
     """A mapping from a .json, .yaml or .yml file; anything else is a one-line ConfigError."""
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {exc.start + 1}); save the config as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml

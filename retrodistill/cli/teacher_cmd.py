@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--dataset", "-d", help="ir_datasets id or BEIR folder (qrels of --split)")
     t.add_argument("--split", help="training qrels split (default train)")
     t.add_argument("--eval-split", help="split to evaluate re-ranking on (default test; 'none' to skip)")
-    t.add_argument("--output", "-o", help="output folder (model/, checkpoint/, log.json, curve.png, summary.json)")
+    t.add_argument("--output", "-o", help="output folder (model/, checkpoints/, log.json, curve.png, summary.json)")
     t.add_argument("--base-model", help="initial model (default sentence-transformers/all-MiniLM-L6-v2)")
     t.add_argument("--loss", choices=["groupwise", "distill"], help="qrels groups, or distill from --teacher-store")
     t.add_argument("--teacher-store", help="score store of another teacher to learn from (loss distill)")

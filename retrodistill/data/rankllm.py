@@ -8,7 +8,7 @@ from pathlib import Path
 
 from retrodistill.data.checks import build_dataset
 from retrodistill.data.records import Dataset, Document, Query, Run
-from retrodistill.data.textfile import open_text
+from retrodistill.data.textfile import read_text
 from retrodistill.data.trec import read_qrels, read_queries_tsv
 from retrodistill.errors import DataError
 
@@ -20,8 +20,7 @@ def read_rankllm_candidates(path: str | os.PathLike[str]) -> tuple[Run, dict[str
     """
     path = Path(path)
     try:
-        with open_text(path) as handle:
-            entries = json.load(handle)
+        entries = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON ({exc.msg})", str(path), exc.lineno) from None
     if not isinstance(entries, list):

@@ -9,18 +9,17 @@ from pathlib import Path
 
 from retrodistill.atomic import atomic_open
 from retrodistill.data.records import Qrels, Query, Run
-from retrodistill.data.textfile import open_text
+from retrodistill.data.textfile import iter_lines
 from retrodistill.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open_text(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\r\n")
-            if line.strip():
-                yield number, line
+    for number, raw in iter_lines(path):
+        line = raw.rstrip("\r\n")
+        if line.strip():
+            yield number, line
 
 
 def read_qrels(path: str | os.PathLike[str]) -> Qrels:

@@ -30,13 +30,30 @@ CREATE TABLE IF NOT EXISTS scores (
 """
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection; in a folder we may not write (no room for WAL side files) the file is read as is."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+    except sqlite3.OperationalError:
+        con.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+        con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    return con
+
+
 def read_spec(path: str | os.PathLike[str]) -> TeacherSpec:
     """The teacher spec recorded in an existing store (read-only)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder, not a score store file; give the store's file path", str(path))
     if not path.is_file():
         raise DataError("score store not found; run `retrodistill teach` first", str(path))
+    if not os.access(path, os.R_OK):
+        raise DataError("permission denied reading the score store; fix its permissions", str(path))
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = _connect_readonly(path)
         try:
             row = con.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
         finally:
@@ -45,16 +62,47 @@ def read_spec(path: str | os.PathLike[str]) -> TeacherSpec:
         raise DataError(f"not a retrodistill score store ({exc})", str(path)) from None
     if row is None:
         raise DataError("not a retrodistill score store (no teacher recorded)", str(path))
-    return TeacherSpec(**json.loads(row[0]))
+    try:
+        return TeacherSpec(**json.loads(row[0]))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"not a retrodistill score store (unreadable teacher record: {exc})", str(path)) from None
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """A ConfigError naming the path unless the store file (and its folder, for SQLite's side files) can be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; --store takes a file path such as {path / 'scores.sqlite'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the first existing ancestor: the missing folders are created in it
+    if not folder.is_dir():
+        raise ConfigError(f"cannot create the score store {path}: {folder} is not a folder; choose another --store")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write the score store {path}: the folder {folder} is not writable (SQLite also writes "
+            "side files beside the store); choose a --store path in a writable folder or fix its permissions"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(
+            f"cannot write the score store {path}: the file is read-only; fix its permissions "
+            "(chmod u+w) or copy it to a new --store path"
+        )
 
 
 class ScoreStore:
     """Teacher scores on disk. ``ScoreStore(path, spec)`` creates or reopens; ``ScoreStore.open(path)`` reads."""
 
-    def __init__(self, path: str | os.PathLike[str], spec: TeacherSpec) -> None:
+    def __init__(self, path: str | os.PathLike[str], spec: TeacherSpec, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.check(self.path, spec)
         self.spec = spec
+        self._fp = spec.fingerprint()
+        if readonly:
+            if read_spec(self.path).fingerprint() != self._fp:
+                raise ConfigError(f"{path} holds scores of another teacher than {spec.describe()}")
+            self._con = _connect_readonly(self.path)
+            return
+        self.check(self.path, spec)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(self.path)
         self._con.execute("PRAGMA journal_mode=WAL")
@@ -64,23 +112,28 @@ class ScoreStore:
             meta = {"spec": json.dumps(spec.to_dict(), sort_keys=True), "fingerprint": spec.fingerprint()}
             meta["created_by"] = f"retrodistill {__version__}"
             self._con.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", meta.items())
-        self._fp = spec.fingerprint()
 
     @staticmethod
     def check(path: str | os.PathLike[str], spec: TeacherSpec) -> None:
-        """A ConfigError when ``path`` exists and holds another teacher's scores (nothing is written)."""
-        if Path(path).is_file():
+        """Before any model loads: a one-line error unless ``path`` can take this teacher's scores.
+
+        A ConfigError when ``path`` cannot be written (read-only file or folder) or holds another teacher's
+        scores, a DataError when it exists but is not a score store. Nothing is written.
+        """
+        path = Path(path)
+        if path.exists() and not path.is_dir():
             recorded = read_spec(path)
             if recorded.fingerprint() != spec.fingerprint():
                 raise ConfigError(
                     f"{path} holds scores of another teacher: {recorded.describe()}, not {spec.describe()}; "
                     "use a new --store path for this teacher"
                 )
+        check_writable(path)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> ScoreStore:
-        """Reopen an existing store with the teacher recorded in it."""
-        return cls(path, read_spec(path))
+        """Reopen an existing store read-only with the teacher recorded in it (writing is refused)."""
+        return cls(path, read_spec(path), readonly=True)
 
     def close(self) -> None:
         self._con.close()

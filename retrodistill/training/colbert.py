@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from tqdm.auto import tqdm
 from retrodistill import __version__
 from retrodistill.atomic import write_json
 from retrodistill.students.colbert import ColBERT, maxsim
+from retrodistill.training.checkpoint import Checkpoints, write_dir
 from retrodistill.training.common import TrainResult, final_eval, plot_curve, prepare
 from retrodistill.training.config import StudentConfig
 from retrodistill.training.groups import StudentExample
@@ -38,8 +37,8 @@ def train_colbert(config: StudentConfig, show_progress: bool = True):
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
     )
-    history: list[dict] = []
-    step = _resume(out / "checkpoints", model, optimizer, scheduler, history)
+    checkpoints = Checkpoints(out / "checkpoints")
+    step, history = _resume(checkpoints, model, optimizer, scheduler)
     model.train()
     started = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc="train colbert", unit="step", disable=not show_progress)
@@ -59,15 +58,12 @@ def train_colbert(config: StudentConfig, show_progress: bool = True):
         bar.update(1)
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
         if step % config.save_steps == 0 or step == total:
-            _save_checkpoint(out / "checkpoints", step, model, optimizer, scheduler, history)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+            state.update(scheduler=scheduler.state_dict(), torch_rng=torch.get_rng_state())
+            checkpoints.save(step, state, history, lambda folder: None)
     bar.close()
     history.append({"step": step, "train_runtime": round(time.perf_counter() - started, 1)})
-    model_dir = out / "model"
-    tmp = out / ".model.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    tmp.rename(model_dir)
+    model_dir = write_dir(out / "model", model.save)
     write_json(out / "train_log.json", {"retrodistill_version": __version__, "log_history": history})
     plot_curve(history, out / "training_curve.png", title=f"ColBERT {config.model} -> {out.name}")
     metrics = {}
@@ -95,36 +91,15 @@ def _step_loss(model: ColBERT, batch: list[StudentExample], config: StudentConfi
     )
 
 
-def _save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, history) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".step-{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp / "state.pt",
-    )
-    (tmp / "history.json").write_text(json.dumps(history))
-    tmp.rename(folder / f"step-{step}")
-    for old in sorted(folder.glob("step-*"), key=lambda p: int(p.name[5:]))[:-2]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _resume(folder: Path, model, optimizer, scheduler, history: list[dict]) -> int:
-    done = sorted(folder.glob("step-*"), key=lambda p: int(p.name[5:])) if folder.is_dir() else []
-    if not done:
-        return 0
-    last = done[-1]
-    state = torch.load(last / "state.pt", weights_only=True)
+def _resume(checkpoints: Checkpoints, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+    """(step, history) of the last complete checkpoint, its state loaded into the model; (0, []) if none."""
+    last = checkpoints.last()
+    if last is None:
+        return 0, []
+    state, history = Checkpoints.load(last[1])
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
-    history.extend(json.loads((last / "history.json").read_text()))
-    log.info("resuming from %s", last)
-    return int(last.name[5:])
+    log.info("resuming from %s", last[1])
+    return last[0], history

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from retrodistill import __version__
@@ -11,6 +10,7 @@ from retrodistill.atomic import write_json
 from retrodistill.data.load import load_dataset
 from retrodistill.errors import require
 from retrodistill.retrieval.first_stage import first_stage
+from retrodistill.training.checkpoint import write_dir
 from retrodistill.training.common import TrainResult, final_eval, last_complete_checkpoint, plot_curve, prepare
 from retrodistill.training.config import StudentConfig
 
@@ -77,13 +77,8 @@ def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> Train
         log.info("resuming from %s", last)
     trainer.train(resume_from_checkpoint=last)
 
-    model_dir = out / "model"
-    tmp = out / ".model.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     model.max_seq_length = config.inference_max_seq_length or config.max_seq_length
-    model.save(str(tmp))
-    shutil.rmtree(model_dir, ignore_errors=True)
-    tmp.rename(model_dir)
+    model_dir = write_dir(out / "model", lambda folder: model.save(str(folder)))
     history = trainer.state.log_history
     write_json(out / "train_log.json", {"retrodistill_version": __version__, "log_history": history})
     plot_curve(history, out / "training_curve.png", title=f"{config.model} -> {out.name}")

@@ -16,17 +16,17 @@ time, a random group otherwise. ``teacher_interpolate=W`` first mixes the stored
 cross-encoder on the target domain's queries (in-domain adaptation by pseudo-labels, as in GPL);
 ``label_boost=B`` then adds ``B x grade`` to each judged candidate, so the qrels steer the pseudo-labels.
 
-The loop checkpoints model, optimizer, scheduler and step every ``checkpoint_every`` steps (a folder
-swap, atomic); the data order is a pure function of (seed, step), so a resumed run continues exactly.
+The loop checkpoints model, optimizer and scheduler every ``checkpoint_every`` steps into
+``checkpoints/step-N`` (``training.checkpoint``: atomic, the last two kept, state read back with
+``weights_only=True``); the final model folder is swapped in whole. The data order is a pure function
+of (seed, step), so a resumed run continues exactly.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Literal
@@ -34,9 +34,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from retrodistill import __version__
-from retrodistill.atomic import write_json
+from retrodistill.atomic import atomic_open, write_json
 from retrodistill.data.records import Dataset
 from retrodistill.errors import ConfigError, optional, require
+from retrodistill.training.checkpoint import Checkpoints, write_dir
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +192,13 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
     per_epoch = math.ceil(len(groups) / config.queries_per_step)
     total = config.max_steps or math.ceil(config.epochs * per_epoch)
 
-    ckpt, old = out / "checkpoint", out / ".checkpoint.old"
-    if not ckpt.is_dir() and old.is_dir():
-        old.rename(ckpt)
+    checkpoints = Checkpoints(out / "checkpoints")
+    last = checkpoints.last()
+    step, history, state = 0, [], None
+    if last:
+        state, history = Checkpoints.load(last[1])
     torch.manual_seed(config.seed)
-    source = str(ckpt) if ckpt.is_dir() else config.base_model
+    source = str(last[1]) if last else config.base_model
     model = CrossEncoder(source, num_labels=1, max_length=config.max_length)
     net, tok = model.model, model.tokenizer
     head = [p for name, p in net.named_parameters() if name.startswith(("classifier", "bert.pooler", "pooler"))]
@@ -203,13 +206,11 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
     groups_lr = [{"params": body, "lr": config.lr}, {"params": head, "lr": config.head_lr}]
     optimizer = torch.optim.AdamW(groups_lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
-    step, history = 0, []
-    if ckpt.is_dir():
-        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    if last and state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        step, history = state["step"], state["history"]
-        log.info("resumed from %s at step %d/%d", ckpt, step, total)
+        step = last[0]
+        log.info("resumed from %s at step %d/%d", last[1], step, total)
 
     corpus_ids = sorted(dataset.corpus)
     bar = tqdm(total=total, initial=step, desc="teacher train", unit="step", disable=not show_progress)
@@ -263,13 +264,11 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
             )
             window_loss, window_pairs, window_start = [], 0, time.perf_counter()
         if step % config.checkpoint_every == 0 or step == total:
-            _checkpoint(model, optimizer, scheduler, step, history, out)
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+            checkpoints.save(step, state, history, lambda folder: model.save(str(folder)))
     bar.close()
 
-    final = out / "model"
-    if final.exists():
-        shutil.rmtree(final)
-    model.save(str(final))
+    final = write_dir(out / "model", lambda folder: model.save(str(folder)))
     write_json(out / "log.json", {"steps": total, "queries": len(groups), "history": history})
     _plot(history, out / "curve.png")
     summary: dict[str, object] = {"model": str(final), "steps": total, "train_queries": len(groups)}
@@ -300,29 +299,6 @@ def eval_dataset_id(config: TrainConfig) -> str:
     if config.eval_split and not Path(config.dataset).is_dir() and config.dataset.endswith(suffix):
         return config.dataset[: -len(suffix)] + f"/{config.eval_split}"
     return config.dataset
-
-
-def _checkpoint(model, optimizer, scheduler, step: int, history: list, out: Path) -> None:
-    import torch
-
-    tmp, ckpt, old = out / ".checkpoint.tmp", out / "checkpoint", out / ".checkpoint.old"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save(str(tmp))
-    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "history": history}
-    torch.save(state, tmp / "trainer_state.pt")
-    if old.exists():
-        shutil.rmtree(old)
-    if ckpt.exists():
-        ckpt.rename(old)
-    tmp.rename(ckpt)
-    if old.exists():
-        shutil.rmtree(old)
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def evaluate_reranking(
@@ -377,5 +353,6 @@ def _plot(history: list[dict[str, float]], path: Path) -> None:
     ax.set_ylabel("training loss")
     ax.set_title("cross-encoder teacher training")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
     plt.close(fig)
