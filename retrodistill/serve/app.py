@@ -13,6 +13,8 @@ documents them).
 import asyncio
 import hmac
 import logging
+import os
+import re
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -133,11 +135,39 @@ class _State:
         await self.attach(service)
 
 
+class BodyTimeout(HTTPException):
+    """Raised when a body is not received within the deadline; the answer closes the connection."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408, f"request body not received within {seconds:g} s; send the whole body at once", {"Connection": "close"}
+        )
+
+
+KEY_HEADER = b"x-api-key"
+KEYED_ROUTES = {("POST", "/search")}
+
+
+def key_status(scope: dict, settings: ServeSettings) -> str:
+    """``"none"`` (no key configured, or none sent), ``"ok"`` (exactly one X-API-Key header, the right
+    one) or ``"bad"`` (a wrong key, or more than one X-API-Key header). Compared in constant time."""
+    if settings.api_key is None:
+        return "none"
+    sent = [value for name, value in scope.get("headers") or [] if name.lower() == KEY_HEADER]
+    if not sent:
+        return "none"
+    if len(sent) > 1:
+        return "bad"
+    return "ok" if hmac.compare_digest(sent[0], settings.api_key.get_secret_value().encode()) else "bad"
+
+
 class _Guard:
-    """Pure ASGI middleware: request body limit (413) and per-endpoint request metrics."""
+    """Pure ASGI middleware, before any body is read: the API key of keyed routes (401), the body
+    limit (413) and the body deadline (408); and per-endpoint request metrics."""
 
     def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics) -> None:
-        self.app, self.limit, self.metrics = app, settings.max_body_bytes, metrics
+        self.app, self.settings, self.metrics = app, settings, metrics
+        self.limit, self.body_timeout = settings.max_body_bytes, settings.body_timeout_s
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -145,6 +175,7 @@ class _Guard:
             return
         start = time.perf_counter()
         status = {"code": 500}
+        label = "unmatched"
 
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
@@ -156,24 +187,45 @@ class _Guard:
             too_big = length is not None and int(length) > self.limit
         except ValueError:
             too_big = False
-        if too_big:
+        keyed = (scope.get("method"), scope.get("path")) in KEYED_ROUTES and self.settings.api_key is not None
+        if keyed and key_status(scope, self.settings) != "ok":
+            label = scope["path"]
+            await _json(send_wrapper, 401, KEY_MESSAGE)
+        elif too_big:
             await _json(send_wrapper, 413, f"request body larger than {self.limit} bytes")
         else:
-            seen = 0
-
-            async def limited_receive() -> dict:
-                nonlocal seen
-                message = await receive()
-                if message["type"] == "http.request":
-                    seen += len(message.get("body", b""))
-                    if seen > self.limit:
-                        raise BodyTooLarge(self.limit)
-                return message
-
-            await self.app(scope, limited_receive, send_wrapper)
+            await self.app(scope, self._receive(receive), send_wrapper)
         route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
+        endpoint = getattr(route, "path", None) or label
         self.metrics.observe_request(endpoint, status["code"], time.perf_counter() - start)
+
+    def _receive(self, receive: Callable) -> Callable:
+        """``receive`` with the body limit and a deadline for the whole body (slow senders get 408)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
+        seen, done = 0, False
+
+        async def limited_receive() -> dict:
+            nonlocal seen, done
+            if done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise BodyTimeout(self.body_timeout) from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.limit)
+                done = not message.get("more_body", False)
+            else:
+                done = True
+            return message
+
+        return limited_receive
+
+
+KEY_MESSAGE = "missing or wrong API key; send it in one X-API-Key header"
 
 
 async def _json(send: Callable, status: int, message: str) -> None:
@@ -246,12 +298,9 @@ def create_app(
 
     api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has a key")
 
-    def check_key(key: Annotated[str | None, Depends(api_key_header)]) -> None:
-        if settings.api_key is None:
-            return
-        expected = settings.api_key.get_secret_value().encode()
-        if key is None or not hmac.compare_digest(key.encode(), expected):
-            raise HTTPException(401, "missing or wrong API key; send it in the X-API-Key header")
+    def check_key(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
+        if settings.api_key is not None and key_status(request.scope, settings) != "ok":
+            raise HTTPException(401, KEY_MESSAGE)
 
     def ready_service() -> Any:
         if state.service is None:
@@ -279,9 +328,19 @@ def create_app(
 
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/info", summary="the index manifest and server limits", responses={503: errors[503]})
-    async def info() -> dict[str, Any]:
-        return {**ready_service().manifest, "server": settings.public()}
+    @app.get(
+        "/info",
+        summary="the index manifest and server limits (paths and the full configuration only with the key)",
+        responses={401: errors[401], 503: errors[503]},
+    )
+    async def info(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> dict[str, Any]:
+        svc = ready_service()
+        status = key_status(request.scope, settings)
+        if status == "bad":
+            raise HTTPException(401, KEY_MESSAGE)
+        if status == "ok":
+            return {**svc.manifest, "server": {**settings.public(), **settings.limits()}}
+        return {**scrub_paths(svc.manifest), "server": settings.limits()}
 
     @app.post(
         "/search",
@@ -298,6 +357,7 @@ def create_app(
             raise HTTPException(413, f"too many queries: {len(texts)} > {settings.max_queries} per request")
         if body.rerank and svc.reranker is None:
             raise HTTPException(400, "re-ranking is not enabled on this server; start it with --reranker MODEL")
+        check_cost(texts, body.k, body.rerank, settings)
         hits = await state.batcher.submit([(text, body.k) for text in texts])
         if body.rerank:
             rows = [await asyncio.to_thread(svc.results, h, t) for h, t in zip(hits, texts, strict=True)]
@@ -310,6 +370,49 @@ def create_app(
         return SearchResponse(results=results, k=body.k, reranked=body.rerank, latency_ms=round(latency, 3))
 
     return app
+
+
+def check_cost(texts: list[str], k: int, rerank: bool, settings: ServeSettings) -> None:
+    """Refuse, before any work, a request over the cost budget (413) or the re-ranking limits (422, 413).
+    Cost = the sum over the queries of (characters + k): encoding grows with the characters, the
+    doc-store reads and the answer with k."""
+    cost = sum(len(text) + k for text in texts)
+    if cost > settings.max_cost:
+        raise HTTPException(
+            413,
+            f"request too costly: cost {cost} > max_cost {settings.max_cost} (cost = sum over queries of "
+            f"characters + k); send fewer or shorter queries or a smaller k, in several requests if needed",
+        )
+    if rerank and k > settings.max_rerank_depth:
+        raise HTTPException(
+            422,
+            f"invalid request: k: with rerank, k must be <= max_rerank_depth {settings.max_rerank_depth}; "
+            f"ask for k <= {settings.max_rerank_depth}",
+        )
+    if rerank and len(texts) * k > settings.max_rerank_pairs:
+        raise HTTPException(
+            413,
+            f"too much to re-rank: {len(texts)} queries x k={k} = {len(texts) * k} > max_rerank_pairs "
+            f"{settings.max_rerank_pairs}; send fewer queries per request or a smaller k",
+        )
+
+
+def _looks_like_path(text: str) -> bool:
+    if text.startswith(("/", "~", "./", "../", "file:", "\\\\")) or re.match(r"[A-Za-z]:[\\/]", text):
+        return True
+    return ("/" in text or "\\" in text) and os.path.exists(text)
+
+
+def scrub_paths(value: Any) -> Any:
+    """``value`` with every string that names a local file or folder replaced by ``"(local path)"``
+    (absolute paths, ``~``/``./`` paths, and relative ones that exist here); hub ids stay."""
+    if isinstance(value, dict):
+        return {key: scrub_paths(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_paths(item) for item in value]
+    if isinstance(value, str) and _looks_like_path(value):
+        return "(local path)"
+    return value
 
 
 def app_from_env() -> FastAPI:
