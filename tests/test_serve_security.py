@@ -18,7 +18,8 @@ from test_serve import LiveServer, metric, slice_data  # noqa: F401  (slice_data
 
 from retrodistill.errors import DataError
 from retrodistill.index.store import DocStore, write_doc_store
-from retrodistill.serve.app import create_app, scrub_paths
+from retrodistill.serve.app import create_app
+from retrodistill.serve.guard import scrub_paths, scrub_text
 from retrodistill.serve.service import SearchService
 from retrodistill.serve.settings import ServeSettings
 
@@ -169,6 +170,8 @@ def test_scrub_paths(tmp_path, monkeypatch):
         "a": ["(local path)"] * 5 + [MODEL, "flat", "models/absent"],
         "b": {"c": "(local path)", "n": 3},
     }
+    message = f"DataError: /srv/ab/x/docs.sqlite: bad; model {MODEL!r} at ~/m/st/ and ./r/y."
+    assert scrub_text(message) == f"DataError: <...>/docs.sqlite: bad; model {MODEL!r} at <...>/st and <...>/y."
 
 
 # 5. the cost budget and the re-ranking limits are checked before any work
@@ -338,7 +341,8 @@ def test_damaged_doc_store_keeps_ready_503(slice_data, tmp_path):  # noqa: F811
             done.wait(0.05)
             ready = httpx.get(live.url + "/ready")
         assert ready.status_code == 503 and ready.json()["status"] == "failed"
-        assert "docs.sqlite" in ready.json()["error"]
+        error = ready.json()["error"]
+        assert "<...>/docs.sqlite" in error and str(tmp_path) not in error, "no local path without the key"
         assert httpx.post(live.url + "/search", json={"query": "x"}).status_code == 503
 
 

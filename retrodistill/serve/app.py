@@ -1,9 +1,11 @@
 """The FastAPI app: ``create_app(settings)`` builds it; nothing is loaded at import.
 
 Endpoints: ``POST /search``, ``GET /health`` (liveness), ``GET /ready`` (503 until the index and model
-are loaded), ``GET /metrics`` (Prometheus), ``GET /info`` (the index manifest), ``GET /`` (a search
-page), and FastAPI's ``/docs`` and ``/openapi.json``. Every error is a JSON body
-``{"error": message, "detail": ...}`` with a 4xx status for bad input.
+are loaded and a probe query went through every part), ``GET /metrics`` (Prometheus), ``GET /info``
+(the index manifest and limits; local paths and the full configuration only with the API key),
+``GET /`` (a search page), and FastAPI's ``/docs`` and ``/openapi.json``. Every error is a JSON body
+``{"error": message, "detail": ...}`` with a 4xx status for bad input. The guards that run before any
+work (key, body size and deadline, cost) are in ``retrodistill.serve.guard``.
 
 This module does not use ``from __future__ import annotations``: FastAPI reads endpoint annotations
 at run time, and the request model is built per app from the settings' limits (so /openapi.json
@@ -11,10 +13,7 @@ documents them).
 """
 
 import asyncio
-import hmac
 import logging
-import os
-import re
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -30,17 +29,11 @@ from starlette.exceptions import HTTPException
 
 from retrodistill import __version__
 from retrodistill.serve.batching import MicroBatcher
+from retrodistill.serve.guard import KEY_MESSAGE, Guard, check_cost, key_status, scrub_paths, scrub_text
 from retrodistill.serve.metrics import Metrics
 from retrodistill.serve.settings import ServeSettings
 
 log = logging.getLogger("retrodistill.serve")
-
-
-class BodyTooLarge(HTTPException):
-    """Raised while reading a body past the limit; an HTTPException so FastAPI passes it through."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes")
 
 
 class ErrorResponse(BaseModel):
@@ -129,108 +122,10 @@ class _State:
         try:
             service = await asyncio.to_thread(loader, self.settings)
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.error("loading failed: %s", self.error)
+            log.error("loading failed: %s: %s", type(exc).__name__, exc)
+            self.error = scrub_text(f"{type(exc).__name__}: {exc}")
             return
         await self.attach(service)
-
-
-class BodyTimeout(HTTPException):
-    """Raised when a body is not received within the deadline; the answer closes the connection."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(
-            408, f"request body not received within {seconds:g} s; send the whole body at once", {"Connection": "close"}
-        )
-
-
-KEY_HEADER = b"x-api-key"
-KEYED_ROUTES = {("POST", "/search")}
-
-
-def key_status(scope: dict, settings: ServeSettings) -> str:
-    """``"none"`` (no key configured, or none sent), ``"ok"`` (exactly one X-API-Key header, the right
-    one) or ``"bad"`` (a wrong key, or more than one X-API-Key header). Compared in constant time."""
-    if settings.api_key is None:
-        return "none"
-    sent = [value for name, value in scope.get("headers") or [] if name.lower() == KEY_HEADER]
-    if not sent:
-        return "none"
-    if len(sent) > 1:
-        return "bad"
-    return "ok" if hmac.compare_digest(sent[0], settings.api_key.get_secret_value().encode()) else "bad"
-
-
-class _Guard:
-    """Pure ASGI middleware, before any body is read: the API key of keyed routes (401), the body
-    limit (413) and the body deadline (408); and per-endpoint request metrics."""
-
-    def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics) -> None:
-        self.app, self.settings, self.metrics = app, settings, metrics
-        self.limit, self.body_timeout = settings.max_body_bytes, settings.body_timeout_s
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = {"code": 500}
-        label = "unmatched"
-
-        async def send_wrapper(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        try:
-            too_big = length is not None and int(length) > self.limit
-        except ValueError:
-            too_big = False
-        keyed = (scope.get("method"), scope.get("path")) in KEYED_ROUTES and self.settings.api_key is not None
-        if keyed and key_status(scope, self.settings) != "ok":
-            label = scope["path"]
-            await _json(send_wrapper, 401, KEY_MESSAGE)
-        elif too_big:
-            await _json(send_wrapper, 413, f"request body larger than {self.limit} bytes")
-        else:
-            await self.app(scope, self._receive(receive), send_wrapper)
-        route = scope.get("route")
-        endpoint = getattr(route, "path", None) or label
-        self.metrics.observe_request(endpoint, status["code"], time.perf_counter() - start)
-
-    def _receive(self, receive: Callable) -> Callable:
-        """``receive`` with the body limit and a deadline for the whole body (slow senders get 408)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout
-        seen, done = 0, False
-
-        async def limited_receive() -> dict:
-            nonlocal seen, done
-            if done:
-                return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
-            except TimeoutError:
-                raise BodyTimeout(self.body_timeout) from None
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge(self.limit)
-                done = not message.get("more_body", False)
-            else:
-                done = True
-            return message
-
-        return limited_receive
-
-
-KEY_MESSAGE = "missing or wrong API key; send it in one X-API-Key header"
-
-
-async def _json(send: Callable, status: int, message: str) -> None:
-    response = JSONResponse({"error": message, "detail": message}, status_code=status)
-    await response({"type": "http"}, None, send)
 
 
 def _error(status: int, message: str, detail: Any = None, headers: dict | None = None) -> JSONResponse:
@@ -248,7 +143,7 @@ def create_app(
     metrics = Metrics()
     state = _State(settings, metrics)
     SearchRequest = _request_model(settings)
-    errors = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)}
+    errors = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -275,7 +170,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.retrodistill = state
-    app.add_middleware(_Guard, settings=settings, metrics=metrics)
+    app.add_middleware(Guard, settings=settings, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -370,49 +265,6 @@ def create_app(
         return SearchResponse(results=results, k=body.k, reranked=body.rerank, latency_ms=round(latency, 3))
 
     return app
-
-
-def check_cost(texts: list[str], k: int, rerank: bool, settings: ServeSettings) -> None:
-    """Refuse, before any work, a request over the cost budget (413) or the re-ranking limits (422, 413).
-    Cost = the sum over the queries of (characters + k): encoding grows with the characters, the
-    doc-store reads and the answer with k."""
-    cost = sum(len(text) + k for text in texts)
-    if cost > settings.max_cost:
-        raise HTTPException(
-            413,
-            f"request too costly: cost {cost} > max_cost {settings.max_cost} (cost = sum over queries of "
-            f"characters + k); send fewer or shorter queries or a smaller k, in several requests if needed",
-        )
-    if rerank and k > settings.max_rerank_depth:
-        raise HTTPException(
-            422,
-            f"invalid request: k: with rerank, k must be <= max_rerank_depth {settings.max_rerank_depth}; "
-            f"ask for k <= {settings.max_rerank_depth}",
-        )
-    if rerank and len(texts) * k > settings.max_rerank_pairs:
-        raise HTTPException(
-            413,
-            f"too much to re-rank: {len(texts)} queries x k={k} = {len(texts) * k} > max_rerank_pairs "
-            f"{settings.max_rerank_pairs}; send fewer queries per request or a smaller k",
-        )
-
-
-def _looks_like_path(text: str) -> bool:
-    if text.startswith(("/", "~", "./", "../", "file:", "\\\\")) or re.match(r"[A-Za-z]:[\\/]", text):
-        return True
-    return ("/" in text or "\\" in text) and os.path.exists(text)
-
-
-def scrub_paths(value: Any) -> Any:
-    """``value`` with every string that names a local file or folder replaced by ``"(local path)"``
-    (absolute paths, ``~``/``./`` paths, and relative ones that exist here); hub ids stay."""
-    if isinstance(value, dict):
-        return {key: scrub_paths(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [scrub_paths(item) for item in value]
-    if isinstance(value, str) and _looks_like_path(value):
-        return "(local path)"
-    return value
 
 
 def app_from_env() -> FastAPI:
