@@ -284,8 +284,10 @@ def test_rerank_and_server_retriever(slice_data, cross_encoder_dir):
     ds, index_dir, queries, _, want_ids = slice_data
     settings = ServeSettings(index_dir=str(index_dir), reranker=str(cross_encoder_dir))
     with LiveServer(create_app(settings, service=SearchService(settings))) as live:
-        plain = httpx.post(live.url + "/search", json={"query": queries[0], "k": 8}).json()["results"][0]["hits"]
-        data = httpx.post(live.url + "/search", json={"query": queries[0], "k": 8, "rerank": True}).json()
+        plain = httpx.post(live.url + "/search", json={"query": queries[0], "k": 8}, timeout=120)
+        plain = plain.json()["results"][0]["hits"]
+        data = httpx.post(live.url + "/search", json={"query": queries[0], "k": 8, "rerank": True}, timeout=120)
+        data = data.json()
         assert data["reranked"] is True
         hits = data["results"][0]["hits"]
         assert {h["doc_id"] for h in hits} == {h["doc_id"] for h in plain}

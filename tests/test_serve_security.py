@@ -3,6 +3,7 @@ the key, the per-request cost budget and re-ranking limits, slow senders, and th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from retrodistill.serve.service import SearchService
 from retrodistill.serve.settings import ServeSettings
 
 KEY = "sec-key-456"
+get = functools.partial(httpx.get, timeout=120)  # a new connection per request; generous under load
+post = functools.partial(httpx.post, timeout=120)
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 WORDS = "vitamin d deficiency and respiratory infection in adults "
 
@@ -63,7 +66,7 @@ def keyed(slice_data, service):  # noqa: F811
 
 def search(live, body, headers=None, **kwargs) -> httpx.Response:
     headers = {"X-API-Key": KEY} if headers is None else headers
-    return httpx.post(live.url + "/search", json=body, headers=headers, timeout=120, **kwargs)
+    return post(live.url + "/search", json=body, headers=headers, **kwargs)
 
 
 # 1. an empty API key is a start-up error, never "no auth" or "nobody gets in"
@@ -100,7 +103,7 @@ def test_duplicate_key_headers_are_refused(keyed):
         response = search(keyed, body, headers=headers)
         assert response.status_code == 401, pair
         assert "one X-API-Key header" in response.json()["error"]
-        info = httpx.get(keyed.url + "/info", headers=headers)
+        info = get(keyed.url + "/info", headers=headers)
         assert info.status_code == 401 and info.json()["error"]
 
 
@@ -110,15 +113,16 @@ def test_key_is_checked_before_the_body(keyed):
     for key in (None, "wrong"):
         headers = {**json_type, **({"X-API-Key": key} if key else {})}
         for content in (b'{"query": ', b"[1, 2", b"\xff\xfe", b'{"query": "ok", "k": "ten"}'):
-            response = httpx.post(url, content=content, headers=headers)
+            response = post(url, content=content, headers=headers)
             assert response.status_code == 401 and response.json()["error"], (key, content)
-        huge = httpx.post(url, content=b"a" * 300_000, headers=headers)
+            assert response.headers["connection"] == "close", "the unread body must not be taken as a request"
+        huge = post(url, content=b"a" * 300_000, headers=headers)
         assert huge.status_code == 401
-        plain = httpx.post(url, content=b"hello", headers={**headers, "Content-Type": "text/plain"})
+        plain = post(url, content=b"hello", headers={**headers, "Content-Type": "text/plain"})
         assert plain.status_code == 401
-    keyed_broken = httpx.post(url, content=b'{"query": ', headers={**json_type, "X-API-Key": KEY})
+    keyed_broken = post(url, content=b'{"query": ', headers={**json_type, "X-API-Key": KEY})
     assert keyed_broken.status_code == 422
-    text_ = httpx.get(keyed.url + "/metrics").text
+    text_ = get(keyed.url + "/metrics").text
     assert metric(text_, "retrodistill_requests_total", 'endpoint="/search",status="401"') >= 12
 
 
@@ -135,7 +139,7 @@ def strings(value) -> list[str]:
 
 def test_info_hides_paths_without_the_key(keyed, slice_data, service, scifact_slice):  # noqa: F811
     ds, index_dir, *_ = slice_data
-    public = httpx.get(keyed.url + "/info").json()
+    public = get(keyed.url + "/info").json()
     dumped = json.dumps(public)
     assert str(index_dir) not in dumped and str(scifact_slice) not in dumped
     assert not [s for s in strings(public) if s.startswith("/")]
@@ -147,15 +151,15 @@ def test_info_hides_paths_without_the_key(keyed, slice_data, service, scifact_sl
     }  # fmt: skip
     assert public["server"]["max_cost"] == 16_000 and public["server"]["api_key_required"] is True
 
-    full = httpx.get(keyed.url + "/info", headers={"X-API-Key": KEY}).json()
+    full = get(keyed.url + "/info", headers={"X-API-Key": KEY}).json()
     assert full["corpus"]["id"] == str(scifact_slice) and full["server"]["index_dir"] == str(index_dir)
     assert full["server"]["host"] == "127.0.0.1" and KEY not in json.dumps(full)
-    assert httpx.get(keyed.url + "/info", headers={"X-API-Key": "wrong"}).status_code == 401
+    assert get(keyed.url + "/info", headers={"X-API-Key": "wrong"}).status_code == 401
 
     settings = ServeSettings(index_dir=str(index_dir))
     with LiveServer(create_app(settings, service=service), settings) as open_server:
         for headers in ({}, {"X-API-Key": "anything"}):
-            info = httpx.get(open_server.url + "/info", headers=headers).json()
+            info = get(open_server.url + "/info", headers=headers).json()
             assert str(index_dir) not in json.dumps(info) and "index_dir" not in info["server"]
 
 
@@ -178,13 +182,13 @@ def test_scrub_paths(tmp_path, monkeypatch):
 
 
 def test_costly_request_is_refused_before_any_work(keyed):
-    before = metric(httpx.get(keyed.url + "/metrics").text, "retrodistill_batch_size_count")
+    before = metric(get(keyed.url + "/metrics").text, "retrodistill_batch_size_count")
     attack = {"queries": [text(2000)] * 64, "k": 100}
     response = search(keyed, attack)
     assert response.status_code == 413, response.text
     error = response.json()["error"]
     assert "max_cost 16000" in error and f"cost {64 * 2100}" in error and "smaller k" in error
-    after = metric(httpx.get(keyed.url + "/metrics").text, "retrodistill_batch_size_count")
+    after = metric(get(keyed.url + "/metrics").text, "retrodistill_batch_size_count")
     assert after == before, "a refused request must not reach the encoder"
 
 
@@ -276,7 +280,7 @@ def test_slow_senders_get_408_and_are_closed(keyed):
         for sock in sockets:
             sock.close()
     assert search(keyed, {"query": "vitamin d", "k": 3}).status_code == 200
-    text_ = httpx.get(keyed.url + "/metrics").text
+    text_ = get(keyed.url + "/metrics").text
     assert metric(text_, "retrodistill_requests_total", 'endpoint="/search",status="408"') >= 20
 
 
@@ -294,7 +298,7 @@ def test_connection_limit_answers_503(slice_data, service):  # noqa: F811
         try:
             for sock in held:
                 sock.sendall(head + b"{")
-            response = httpx.get(live.url + "/health", timeout=30)
+            response = get(live.url + "/health", timeout=30)
             assert response.status_code == 503
         finally:
             for sock in held:
@@ -334,16 +338,16 @@ def test_damaged_doc_store_keeps_ready_503(slice_data, tmp_path):  # noqa: F811
 
     with LiveServer(create_app(settings, loader=loader), settings) as live:
         assert done.wait(300)
-        ready = httpx.get(live.url + "/ready")
+        ready = get(live.url + "/ready")
         for _ in range(100):  # the failure is recorded just after the loader returns
             if ready.json()["status"] != "loading":
                 break
             done.wait(0.05)
-            ready = httpx.get(live.url + "/ready")
+            ready = get(live.url + "/ready")
         assert ready.status_code == 503 and ready.json()["status"] == "failed"
         error = ready.json()["error"]
         assert "<...>/docs.sqlite" in error and str(tmp_path) not in error, "no local path without the key"
-        assert httpx.post(live.url + "/search", json={"query": "x"}).status_code == 503
+        assert post(live.url + "/search", json={"query": "x"}).status_code == 503
 
 
 def test_probe_checks_the_doc_store_itself(slice_data, service, tmp_path):  # noqa: F811

@@ -23,7 +23,7 @@ class BodyTooLarge(HTTPException):
     """Raised while reading a body past the limit; an HTTPException so FastAPI passes it through."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes")
+        super().__init__(413, f"request body larger than {limit} bytes", {"Connection": "close"})
 
 
 class BodyTimeout(HTTPException):
@@ -120,7 +120,9 @@ KEY_MESSAGE = "missing or wrong API key; send it in one X-API-Key header"
 
 
 async def json_error(send: Callable, status: int, message: str) -> None:
-    response = JSONResponse({"error": message, "detail": message}, status_code=status)
+    """An answer sent before the body was read: the connection is closed after it, so an unread body
+    is never taken for the next request."""
+    response = JSONResponse({"error": message, "detail": message}, status_code=status, headers={"Connection": "close"})
     await response({"type": "http"}, None, send)
 
 
