@@ -33,11 +33,13 @@ KEY = "test-key-123"
 class LiveServer:
     """uvicorn serving ``app`` in a thread on a free 127.0.0.1 port."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, settings: ServeSettings | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        options = settings.uvicorn_options() if settings is not None else {}
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -88,7 +90,7 @@ def server(slice_data):
         gate.wait(120)
         return SearchService(s)
 
-    with LiveServer(create_app(settings, loader=gated)) as live:
+    with LiveServer(create_app(settings, loader=gated), settings) as live:
         live.before = (httpx.get(live.url + "/health").status_code, httpx.get(live.url + "/ready").status_code)
         live.search_before = httpx.post(live.url + "/search", json={"query": "x"}, headers={"X-API-Key": KEY})
         gate.set()
@@ -201,10 +203,11 @@ def test_metrics_info_and_docs(server, slice_data):
     assert metric(text, "retrodistill_request_seconds_count", 'endpoint="/search"') >= 2
     assert metric(text, "retrodistill_batch_size_count") >= 1 and metric(text, "retrodistill_ready") == 1
     assert metric(text, "retrodistill_index_documents") == len(ds.corpus)
-    info = httpx.get(server.url + "/info").json()
+    info = httpx.get(server.url + "/info", headers={"X-API-Key": KEY}).json()
     manifest = json.loads((index_dir / "manifest.json").read_text())
     assert {k: info[k] for k in manifest} == manifest
     assert info["server"]["api_key_required"] is True and "api_key" not in info["server"]
+    assert KEY not in json.dumps(info)
     spec = httpx.get(server.url + "/openapi.json").json()
     search = spec["paths"]["/search"]["post"]
     assert {"401", "413", "422"} <= set(search["responses"])
@@ -281,8 +284,10 @@ def test_rerank_and_server_retriever(slice_data, cross_encoder_dir):
     ds, index_dir, queries, _, want_ids = slice_data
     settings = ServeSettings(index_dir=str(index_dir), reranker=str(cross_encoder_dir))
     with LiveServer(create_app(settings, service=SearchService(settings))) as live:
-        plain = httpx.post(live.url + "/search", json={"query": queries[0], "k": 8}).json()["results"][0]["hits"]
-        data = httpx.post(live.url + "/search", json={"query": queries[0], "k": 8, "rerank": True}).json()
+        plain = httpx.post(live.url + "/search", json={"query": queries[0], "k": 8}, timeout=120)
+        plain = plain.json()["results"][0]["hits"]
+        data = httpx.post(live.url + "/search", json={"query": queries[0], "k": 8, "rerank": True}, timeout=120)
+        data = data.json()
         assert data["reranked"] is True
         hits = data["results"][0]["hits"]
         assert {h["doc_id"] for h in hits} == {h["doc_id"] for h in plain}

@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--model", help="query encoder path/id (default: the manifest's; must be the same weights)")
     p.add_argument("--reranker", help='sentence-transformers CrossEncoder id or path; enables "rerank": true')
-    p.add_argument("--api-key", help="require this key in the X-API-Key header of /search (prefer the env var)")
+    p.add_argument(
+        "--api-key", help="require this key in the X-API-Key header of /search; not blank (prefer the env var)"
+    )
     p.add_argument("--max-batch", type=int, help="queries per encoder forward (default 32; 1 = no batching)")
     p.add_argument("--max-wait-ms", type=float, help="how long a batch waits for more queries (default 1)")
     p.add_argument("--max-query-chars", type=int, help="longest query accepted (default 2000)")
@@ -40,7 +42,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="FAISS device (default auto)")
     p.add_argument("--ef-search", dest="efSearch", type=int, help="HNSW search beam (default: the manifest's)")
     p.add_argument("--nprobe", type=int, help="IVF cells scanned (default: the manifest's)")
-    p.add_argument("--limit-concurrency", type=int, help="answer 503 beyond this many open connections")
+    p.add_argument(
+        "--max-cost", type=int, help="largest request cost, the sum over queries of characters + k (default 16000)"
+    )
+    p.add_argument("--max-rerank-depth", type=int, help="largest k with rerank (default 20)")
+    p.add_argument("--max-rerank-pairs", type=int, help="largest queries x k with rerank (default 40)")
+    p.add_argument("--body-timeout", dest="body_timeout_s", type=float, help="seconds to send a body (default 10)")
+    p.add_argument("--limit-concurrency", type=int, help="answer 503 beyond this many connections (default 256)")
+    p.add_argument("--backlog", type=int, help="queued TCP connections not yet accepted (default 512)")
+    p.add_argument("--timeout-keep-alive", type=float, help="close idle keep-alive connections after (default 5 s)")
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn log level")
     p.set_defaults(handler=run)
 
@@ -58,6 +68,12 @@ FIELDS = (
     "max_queries",
     "max_k",
     "max_body_bytes",
+    "max_cost",
+    "max_rerank_depth",
+    "max_rerank_pairs",
+    "body_timeout_s",
+    "backlog",
+    "timeout_keep_alive",
     "device",
     "threads",
     "efSearch",
@@ -91,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        limit_concurrency=settings.limit_concurrency,
         access_log=settings.log_level == "debug",
+        **settings.uvicorn_options(),
     )
     return 0

@@ -41,6 +41,8 @@ class ServerRetriever(Retriever):
         limits = self.info.get("server", {})
         self.max_k = int(limits.get("max_k", 100))
         self.batch_size = max(1, min(int(batch), int(limits.get("max_queries", batch))))
+        self.max_cost = limits.get("max_cost")
+        self.max_pairs = limits.get("max_rerank_pairs") if self.rerank else None
 
     def _index(self, docs: list[Document]) -> None:
         size = int(self.info["corpus"]["size"])
@@ -53,6 +55,26 @@ class ServerRetriever(Retriever):
     def _search(self, texts: list[str], k: int) -> list[list[tuple[str, float]]]:
         if k > self.max_k:
             raise ConfigError(f"the server allows k <= {self.max_k}; pass --k {self.max_k} or serve with --max-k {k}")
+        hits: list[list[tuple[str, float]]] = []
+        for part in self._parts(texts, k):
+            hits.extend(self._post(part, k))
+        return hits
+
+    def _parts(self, texts: list[str], k: int) -> list[list[str]]:
+        """``texts`` cut into requests within the server's cost budget and re-ranking pairs."""
+        parts: list[list[str]] = [[]]
+        cost = 0
+        for text in texts:
+            over_cost = self.max_cost is not None and cost + len(text) + k > int(self.max_cost)
+            over_pairs = self.max_pairs is not None and (len(parts[-1]) + 1) * k > int(self.max_pairs)
+            if parts[-1] and (over_cost or over_pairs):
+                parts.append([])
+                cost = 0
+            parts[-1].append(text)
+            cost += len(text) + k
+        return [part for part in parts if part]
+
+    def _post(self, texts: list[str], k: int) -> list[list[tuple[str, float]]]:
         response = self.client.post("/search", json={"queries": texts, "k": k, "rerank": self.rerank})
         if response.status_code != 200:
             try:

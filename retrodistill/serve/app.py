@@ -1,9 +1,11 @@
 """The FastAPI app: ``create_app(settings)`` builds it; nothing is loaded at import.
 
 Endpoints: ``POST /search``, ``GET /health`` (liveness), ``GET /ready`` (503 until the index and model
-are loaded), ``GET /metrics`` (Prometheus), ``GET /info`` (the index manifest), ``GET /`` (a search
-page), and FastAPI's ``/docs`` and ``/openapi.json``. Every error is a JSON body
-``{"error": message, "detail": ...}`` with a 4xx status for bad input.
+are loaded and a probe query went through every part), ``GET /metrics`` (Prometheus), ``GET /info``
+(the index manifest and limits; local paths and the full configuration only with the API key),
+``GET /`` (a search page), and FastAPI's ``/docs`` and ``/openapi.json``. Every error is a JSON body
+``{"error": message, "detail": ...}`` with a 4xx status for bad input. The guards that run before any
+work (key, body size and deadline, cost) are in ``retrodistill.serve.guard``.
 
 This module does not use ``from __future__ import annotations``: FastAPI reads endpoint annotations
 at run time, and the request model is built per app from the settings' limits (so /openapi.json
@@ -11,7 +13,6 @@ documents them).
 """
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -28,17 +29,11 @@ from starlette.exceptions import HTTPException
 
 from retrodistill import __version__
 from retrodistill.serve.batching import MicroBatcher
+from retrodistill.serve.guard import KEY_MESSAGE, Guard, check_cost, key_status, scrub_paths, scrub_text
 from retrodistill.serve.metrics import Metrics
 from retrodistill.serve.settings import ServeSettings
 
 log = logging.getLogger("retrodistill.serve")
-
-
-class BodyTooLarge(HTTPException):
-    """Raised while reading a body past the limit; an HTTPException so FastAPI passes it through."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes")
 
 
 class ErrorResponse(BaseModel):
@@ -127,58 +122,10 @@ class _State:
         try:
             service = await asyncio.to_thread(loader, self.settings)
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.error("loading failed: %s", self.error)
+            log.error("loading failed: %s: %s", type(exc).__name__, exc)
+            self.error = scrub_text(f"{type(exc).__name__}: {exc}")
             return
         await self.attach(service)
-
-
-class _Guard:
-    """Pure ASGI middleware: request body limit (413) and per-endpoint request metrics."""
-
-    def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics) -> None:
-        self.app, self.limit, self.metrics = app, settings.max_body_bytes, metrics
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = {"code": 500}
-
-        async def send_wrapper(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        try:
-            too_big = length is not None and int(length) > self.limit
-        except ValueError:
-            too_big = False
-        if too_big:
-            await _json(send_wrapper, 413, f"request body larger than {self.limit} bytes")
-        else:
-            seen = 0
-
-            async def limited_receive() -> dict:
-                nonlocal seen
-                message = await receive()
-                if message["type"] == "http.request":
-                    seen += len(message.get("body", b""))
-                    if seen > self.limit:
-                        raise BodyTooLarge(self.limit)
-                return message
-
-            await self.app(scope, limited_receive, send_wrapper)
-        route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
-        self.metrics.observe_request(endpoint, status["code"], time.perf_counter() - start)
-
-
-async def _json(send: Callable, status: int, message: str) -> None:
-    response = JSONResponse({"error": message, "detail": message}, status_code=status)
-    await response({"type": "http"}, None, send)
 
 
 def _error(status: int, message: str, detail: Any = None, headers: dict | None = None) -> JSONResponse:
@@ -196,7 +143,7 @@ def create_app(
     metrics = Metrics()
     state = _State(settings, metrics)
     SearchRequest = _request_model(settings)
-    errors = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)}
+    errors = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -223,7 +170,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.retrodistill = state
-    app.add_middleware(_Guard, settings=settings, metrics=metrics)
+    app.add_middleware(Guard, settings=settings, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -246,12 +193,9 @@ def create_app(
 
     api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has a key")
 
-    def check_key(key: Annotated[str | None, Depends(api_key_header)]) -> None:
-        if settings.api_key is None:
-            return
-        expected = settings.api_key.get_secret_value().encode()
-        if key is None or not hmac.compare_digest(key.encode(), expected):
-            raise HTTPException(401, "missing or wrong API key; send it in the X-API-Key header")
+    def check_key(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
+        if settings.api_key is not None and key_status(request.scope, settings) != "ok":
+            raise HTTPException(401, KEY_MESSAGE)
 
     def ready_service() -> Any:
         if state.service is None:
@@ -279,9 +223,19 @@ def create_app(
 
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/info", summary="the index manifest and server limits", responses={503: errors[503]})
-    async def info() -> dict[str, Any]:
-        return {**ready_service().manifest, "server": settings.public()}
+    @app.get(
+        "/info",
+        summary="the index manifest and server limits (paths and the full configuration only with the key)",
+        responses={401: errors[401], 503: errors[503]},
+    )
+    async def info(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> dict[str, Any]:
+        svc = ready_service()
+        status = key_status(request.scope, settings)
+        if status == "bad":
+            raise HTTPException(401, KEY_MESSAGE)
+        if status == "ok":
+            return {**svc.manifest, "server": {**settings.public(), **settings.limits()}}
+        return {**scrub_paths(svc.manifest), "server": settings.limits()}
 
     @app.post(
         "/search",
@@ -298,6 +252,7 @@ def create_app(
             raise HTTPException(413, f"too many queries: {len(texts)} > {settings.max_queries} per request")
         if body.rerank and svc.reranker is None:
             raise HTTPException(400, "re-ranking is not enabled on this server; start it with --reranker MODEL")
+        check_cost(texts, body.k, body.rerank, settings)
         hits = await state.batcher.submit([(text, body.k) for text in texts])
         if body.rerank:
             rows = [await asyncio.to_thread(svc.results, h, t) for h, t in zip(hits, texts, strict=True)]

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from retrodistill.errors import ConfigError, require
+from retrodistill.errors import ConfigError, DataError, RetrodistillError, require
 from retrodistill.index.store import Hit, IndexDir, load_index_dir
 from retrodistill.serve.settings import ServeSettings
 
@@ -26,9 +26,13 @@ class Result:
     snippet: str
 
 
+PROBE_QUERY = "probe query"
+
+
 class SearchService:
     """Loads and checks everything at construction: a manifest that does not match the model
-    (dimension, revision, normalisation) is a ConfigError before any request is served."""
+    (dimension, revision, normalisation) is a ConfigError, and a part that fails the probe query
+    (see ``probe``) a DataError or ConfigError, before any request is served."""
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
@@ -42,7 +46,7 @@ class SearchService:
         self.reranker: Any = None
         if settings.reranker:
             self.reranker = _load_cross_encoder(settings.reranker)
-        self.encoder.encode_queries(["warm up"])
+        self.probe()
         log.info(
             "serving %s (%s, %d docs) with %s",
             settings.index_dir,
@@ -50,6 +54,43 @@ class SearchService:
             len(self.store.ids),
             self.encoder.model_id,
         )
+
+    def probe(self) -> None:
+        """One query through every part a request uses (and a warm-up): encode, search the index,
+        read the top hit's row and the store's first and last rows (their doc ids must be the index's),
+        and re-rank when a re-ranker is set. A part that fails raises a one-line DataError/ConfigError."""
+        where = str(self.store.path)
+        try:
+            hits = self.search_batch([(PROBE_QUERY, 1)])[0]
+        except RetrodistillError:
+            raise
+        except Exception as exc:
+            message = f"the probe query failed in encoder or index ({_first_line(exc)}); rebuild the index directory"
+            raise DataError(message, where) from None
+        if not hits:
+            raise DataError("the index returned no hit for the probe query; rebuild the index directory", where)
+        rows = sorted({hits[0].row, 0, len(self.store.ids) - 1})
+        doc_path = str(self.store.docs.path)
+        try:
+            docs = self.store.docs.get(rows)
+        except Exception as exc:
+            message = f"the doc store cannot be read ({_first_line(exc)}); rebuild the index directory"
+            raise DataError(message, doc_path) from None
+        for row, doc in zip(rows, docs, strict=True):
+            if doc is None or doc.doc_id != self.store.ids[row]:
+                found = "nothing" if doc is None else repr(doc.doc_id)
+                raise DataError(
+                    f"the doc store has {found} at row {row} where the index has {self.store.ids[row]!r}; "
+                    "rebuild the index directory",
+                    doc_path,
+                )
+        if self.reranker is not None:
+            try:
+                self.results(hits, PROBE_QUERY)
+            except Exception as exc:
+                raise ConfigError(
+                    f"the re-ranker {self.settings.reranker!r} failed on the probe query ({_first_line(exc)})"
+                ) from None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -78,6 +119,11 @@ class SearchService:
             snippet = text if len(text) <= cut else text[:cut].rsplit(" ", 1)[0] + " …"
             out.append(Result(rank, hits[i].doc_id, scores[i], hits[i].score, doc.title if doc else "", snippet))
         return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _load_cross_encoder(model: str) -> Any:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ENV_PREFIX = "RETRODISTILL_"
 
@@ -22,7 +22,9 @@ class ServeSettings(BaseModel):
     reranker: str | None = Field(None, description="sentence-transformers CrossEncoder id/path; enables rerank")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    api_key: SecretStr | None = Field(None, description="when set, POST /search needs header X-API-Key")
+    api_key: SecretStr | None = Field(
+        None, description="when set, POST /search needs header X-API-Key (and /info shows paths only with it)"
+    )
     max_batch: int = Field(32, ge=1, le=4096, description="queries per encoder forward (1 = no batching)")
     max_wait_ms: float = Field(1.0, ge=0, le=1000, description="how long a batch waits for more queries")
     max_query_chars: int = Field(2000, ge=1, description="longest query accepted, in characters")
@@ -30,6 +32,12 @@ class ServeSettings(BaseModel):
     max_k: int = Field(100, ge=1, description="largest k accepted")
     default_k: int = Field(10, ge=1)
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="largest request body, in bytes")
+    max_cost: int = Field(
+        16_000, ge=1, description="largest request cost: the sum over its queries of (characters + k); else 413"
+    )
+    max_rerank_depth: int = Field(20, ge=1, description="largest k with rerank (documents re-ranked per query)")
+    max_rerank_pairs: int = Field(40, ge=1, description="largest queries x k with rerank (cross-encoder pairs)")
+    body_timeout_s: float = Field(10.0, gt=0, le=3600, description="seconds to receive a request body; else 408")
     snippet_chars: int = Field(300, ge=0, description="characters of text returned as the snippet")
     rerank_batch_size: int = Field(32, ge=1)
     encode_batch_size: int = Field(64, ge=1)
@@ -38,22 +46,55 @@ class ServeSettings(BaseModel):
     efSearch: int | None = Field(None, ge=1, description="override the HNSW search beam")
     nprobe: int | None = Field(None, ge=1, description="override the IVF cells scanned")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-    limit_concurrency: int | None = Field(None, ge=1, description="uvicorn: answer 503 beyond this many connections")
+    limit_concurrency: int = Field(256, ge=1, description="uvicorn: answer 503 beyond this many connections/tasks")
+    backlog: int = Field(512, ge=1, description="uvicorn: queued TCP connections not yet accepted")
+    timeout_keep_alive: float = Field(5.0, gt=0, le=600, description="uvicorn: close idle keep-alive connections")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "the API key is empty; set RETRODISTILL_API_KEY (or --api-key) to a secret, "
+                "or unset it to serve without a key"
+            )
+        return value
 
     @classmethod
     def from_env(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None):
-        """Settings from ``RETRODISTILL_*`` variables, then ``overrides`` (None values are ignored)."""
+        """Settings from ``RETRODISTILL_*`` variables, then ``overrides`` (None values are ignored).
+        An empty variable counts as unset, except ``RETRODISTILL_API_KEY``: an empty key is an error,
+        never a silent switch to no authentication."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name in cls.model_fields:
             key = ENV_PREFIX + name.upper()
-            if key in environ and environ[key] != "":
+            if key in environ and (environ[key] != "" or name == "api_key"):
                 values[name] = environ[key]
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls(**values)
 
     def public(self) -> dict[str, Any]:
-        """The settings a client may see (no API key)."""
+        """Every setting but the API key: what a client holding the key may see."""
         data = self.model_dump(exclude={"api_key"})
         data["api_key_required"] = self.api_key is not None
         return data
+
+    def limits(self) -> dict[str, Any]:
+        """What any client needs to shape its requests: limits only, no paths, hosts or hardware."""
+        names = ("max_query_chars", "max_queries", "max_k", "default_k", "max_body_bytes", "max_cost")
+        data: dict[str, Any] = {name: getattr(self, name) for name in names}
+        data["rerank"] = self.reranker is not None
+        data.update(max_rerank_depth=self.max_rerank_depth, max_rerank_pairs=self.max_rerank_pairs)
+        data["api_key_required"] = self.api_key is not None
+        return data
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """Connection limits for ``uvicorn.run`` / ``uvicorn.Config`` (the body deadline is the app's)."""
+        return {
+            "limit_concurrency": self.limit_concurrency,
+            "backlog": self.backlog,
+            "timeout_keep_alive": self.timeout_keep_alive,
+            "h11_max_incomplete_event_size": 16 * 1024,
+            "timeout_graceful_shutdown": 10,
+        }
