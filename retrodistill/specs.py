@@ -110,8 +110,8 @@ def bind(cls: type, spec: SystemSpec | str, **defaults: Any) -> BoundSpec:
     its value must fit the parameter's annotation (pydantic rules, so ``k1=abc`` for a float fails
     here, not after a model has loaded). A class taking ``**options`` names what they may hold in
     ``extra_options``, a pydantic model whose fields (and their bounds) are checked the same way.
-    ``defaults`` fill parameters the spec leaves unset, where the
-    class takes them. Errors are one-line ConfigErrors in one style.
+    ``defaults`` fill parameters the spec leaves unset, where the class takes them. Errors are
+    one-line ConfigErrors in one style.
     """
     import inspect
     import typing
