@@ -3,12 +3,16 @@
 Examples: ``bm25s``, ``bm25s,k1=1.2,b=0.75``, ``pyserini``, ``dense:sentence-transformers/all-MiniLM-L6-v2``,
 ``dense:models/my-student,batch_size=32,label=student``, ``run:eval/runs/x/bm25s.trec``.
 The option ``label`` names the system in tables and output files.
+
+Stages that build specs from paths (a trained model folder, a score store) pass ``SystemSpec`` records,
+never re-serialised text, so a path holding a comma stays whole.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from retrodistill.errors import ConfigError
 
@@ -28,6 +32,13 @@ class SystemSpec:
     def slug(self) -> str:
         """A file-name-safe form of ``name``."""
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
+
+    @property
+    def text(self) -> str:
+        """The spec as a user would type it (for records and messages; a value holding a comma does not parse back)."""
+        options = {**self.options, **({"label": self.label} if self.label else {})}
+        head = f"{self.kind}:{self.arg}" if self.arg else self.kind
+        return ",".join([head, *(f"{k}={v}" for k, v in options.items())])
 
 
 def parse_spec(text: str) -> SystemSpec:
@@ -76,7 +87,17 @@ class BoundSpec:
                 return self.cls(self.spec.arg, **self.kwargs)
             return self.cls(**self.kwargs)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{self.spec.name}: {exc}") from None
+            raise ConfigError(f"{self.spec.name}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 ARG_NAMES = {"index": ("DIR", "an index directory"), "server": ("URL", "a server URL"), "run": ("PATH", "a file")}
@@ -87,8 +108,10 @@ def bind(cls: type, spec: SystemSpec | str, **defaults: Any) -> BoundSpec:
 
     The spec's argument fills the first parameter (``model``); every option must be a parameter and
     its value must fit the parameter's annotation (pydantic rules, so ``k1=abc`` for a float fails
-    here, not after a model has loaded). ``defaults`` fill parameters the spec leaves unset, where the
-    class takes them. Errors are one-line ConfigErrors in one style.
+    here, not after a model has loaded). A class taking ``**options`` names what they may hold in
+    ``extra_options``, a pydantic model whose fields (and their bounds) are checked the same way.
+    ``defaults`` fill parameters the spec leaves unset, where the class takes them. Errors are
+    one-line ConfigErrors in one style.
     """
     import inspect
     import typing
@@ -104,6 +127,12 @@ def bind(cls: type, spec: SystemSpec | str, **defaults: Any) -> BoundSpec:
         hints = {}
     takes_arg = _takes_arg(cls)
     names = [p for p in params if p not in ("self", "model") and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    extra = getattr(cls, "extra_options", None)
+    if extra is not None and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for key, info in extra.model_fields.items():  # what **options take; the model's types are the narrower
+            if key not in names:
+                names.append(key)
+            hints[key] = typing.Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
     if takes_arg and not spec.arg:
         arg, thing = ARG_NAMES.get(spec.kind, ("MODEL_ID_OR_PATH", "a model"))
         raise ConfigError(f"{spec.kind} needs {thing}: write {spec.kind}:{arg}")
@@ -114,9 +143,7 @@ def bind(cls: type, spec: SystemSpec | str, **defaults: Any) -> BoundSpec:
     }
     for key, value in spec.options.items():
         if key not in names:
-            raise ConfigError(
-                f"unknown option {key!r} for {spec.kind}; it takes: {', '.join(names) or 'no options'}"
-            )
+            raise ConfigError(f"unknown option {key!r} for {spec.kind}; it takes: {', '.join(names) or 'no options'}")
         hint = hints.get(key)
         if hint is not None:
             adapter = TypeAdapter(hint)
@@ -130,6 +157,23 @@ def bind(cls: type, spec: SystemSpec | str, **defaults: Any) -> BoundSpec:
                     raise ConfigError(f"bad value {key}={value!r} for {spec.kind}: {reason}") from None
         kwargs[key] = value
     return BoundSpec(spec, cls, kwargs)
+
+
+T = TypeVar("T")
+
+
+def checked(check: Callable[[T], object], value: T) -> T:
+    """``value`` after ``check(value)``, for pydantic field validators: a ConfigError becomes the field's error.
+
+    The CLI then prints ``invalid configuration: FIELD: <the check's message>`` as its one line.
+    """
+    from pydantic_core import PydanticCustomError
+
+    try:
+        check(value)
+    except ConfigError as exc:
+        raise PydanticCustomError("bad_spec", "{reason}", {"reason": str(exc)}) from None
+    return value
 
 
 def _takes_arg(cls: type) -> bool:

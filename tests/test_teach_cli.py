@@ -117,6 +117,28 @@ def test_force_positives_adds_judged_documents(tiny_ce, scifact_slice, tmp_path,
         assert len(ids) <= 2 + len(data.qrels[qid])
 
 
+def test_teach_returns_what_it_did_and_resumes(tiny_ce, scifact_slice, tmp_path):
+    """The one teach() behind the CLI and distill: its record counts pairs, new scores and store rows."""
+    from retrodistill.data.load import load_dataset
+    from retrodistill.teachers import build_teacher
+    from retrodistill.training.teach import teach
+
+    data = load_dataset(str(scifact_slice), "test")
+    qids = [q.query_id for q in data.judged_queries()[:3]]
+    others = [d for d in sorted(data.corpus) if all(d not in data.qrels[q] for q in qids)]
+    candidates = {q: sorted(data.qrels[q])[:1] + others[:4] for q in qids}
+    pairs = sum(len(ids) for ids in candidates.values())
+    store = tmp_path / "s.sqlite"
+    first = teach(build_teacher(f"cross-encoder:{tiny_ce}"), data, candidates, store, show_progress=False)
+    assert (first.queries, first.pairs, first.scored_now, first.rows_in_store) == (3, pairs, pairs, pairs)
+    assert first.units_per_s > 0 and first.listwise_repairs == {}
+    half = {q: candidates[q] for q in qids[:2]} | {qids[2]: candidates[qids[2]] + [others[4]]}
+    second = teach(build_teacher(f"cross-encoder:{tiny_ce}"), data, half, store, show_progress=False)
+    assert (second.pairs, second.scored_now, second.rows_in_store) == (pairs + 1, 1, pairs + 1)
+    third = teach(build_teacher(f"cross-encoder:{tiny_ce}"), data, half, store, show_progress=False)
+    assert third.scored_now == 0 and third.units_per_s is None and third.model_load_seconds == 0.0
+
+
 def _fails(argv, capsys) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

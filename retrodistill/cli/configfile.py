@@ -1,9 +1,11 @@
-"""Reading JSON / YAML config files for the commands that take one."""
+"""Reading JSON / YAML config files for the commands that take one, and laying flags over them."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from retrodistill.errors import ConfigError
 
@@ -30,3 +32,17 @@ def load_config_file(path: Path) -> dict[str, object]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping of keys to values")
     return data
+
+
+def with_flags(values: dict[str, object], args: argparse.Namespace, model: Any) -> dict[str, object]:
+    """``values`` (from a config file) with every flag given on the command line laid over it.
+
+    A flag counts when its argparse ``dest`` is a field of the pydantic ``model`` and its value is not
+    None (so flags must default to None; the model holds the defaults).
+    """
+    merged = dict(values)
+    for name in model.model_fields:
+        value = getattr(args, name, None)
+        if value is not None:
+            merged[name] = value
+    return merged

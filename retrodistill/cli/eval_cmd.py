@@ -57,31 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from retrodistill.cli.configfile import load_config_file
+    from retrodistill.cli.configfile import load_config_file, with_flags
     from retrodistill.eval.config import EvalConfig
     from retrodistill.eval.harness import run_evaluation
     from retrodistill.eval.report import default_output_dir, render_table, write_outputs
 
-    values: dict[str, object] = load_config_file(args.config) if args.config else {}
-    for key in (
-        "dataset",
-        "split",
-        "qrels",
-        "queries",
-        "candidates",
-        "systems",
-        "measures",
-        "k",
-        "depth",
-        "baseline",
-        "significance",
-        "output",
-        "cache_dir",
-        "plot",
-    ):
-        value = getattr(args, key)
-        if value is not None:
-            values[key] = value
+    values = with_flags(load_config_file(args.config) if args.config else {}, args, EvalConfig)
     config = EvalConfig(**values)
     report = run_evaluation(config, show_progress=not args.quiet)
     output = Path(config.output) if config.output else default_output_dir(report)

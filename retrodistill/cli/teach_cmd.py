@@ -39,17 +39,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import time
     from pathlib import Path
 
     from retrodistill import __version__
     from retrodistill.atomic import write_json
     from retrodistill.errors import ConfigError
     from retrodistill.teachers import build_teacher
-    from retrodistill.teachers.base import check_inputs
     from retrodistill.teachers.store import ScoreStore
-    from retrodistill.training.candidates import gather_candidates, load_teach_data
+    from retrodistill.training.candidates import check_teach_data, gather_candidates, load_teach_data
+    from retrodistill.training.teach import teach
 
+    for flag, value in (("--depth", args.depth), ("--max-queries", args.max_queries)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be >= 1 (got {value})")
     defaults: dict[str, object] = {}
     if args.teacher_config:
         from retrodistill.cli.configfile import load_config_file
@@ -57,42 +59,28 @@ def run(args: argparse.Namespace) -> int:
 
         defaults["config"] = LLMTeacherConfig(**load_config_file(Path(args.teacher_config)))
     teacher = build_teacher(args.teacher, **defaults)
-    if args.depth < 1:
-        raise ConfigError("--depth must be >= 1")
-    spec = teacher.spec
-    ScoreStore.check(args.store, spec)
+    check_teach_data(args.dataset, args.split, args.qrels, args.queries, args.candidates)
+    ScoreStore.check(args.store, teacher.spec)
+
     dataset, sources = load_teach_data(args.dataset, args.split, args.qrels, args.queries, args.candidates)
     candidates = gather_candidates(dataset, sources, args.depth, args.force_positives, args.max_queries, not args.quiet)
-    check_inputs(dataset.queries, candidates, dataset.corpus)
-    with ScoreStore(args.store, spec) as store:
-        pending = teacher.pending(candidates, store)
-        total_pairs = sum(len(ids) for ids in candidates.values())
-        load_seconds, start = 0.0, time.perf_counter()
-        if pending:
-            log.info("%s: %d of the units to score are not in %s yet", spec.describe(), pending, args.store)
-            teacher.load()
-            load_seconds, start = time.perf_counter() - start, time.perf_counter()
-            teacher.score(dataset.queries, candidates, dataset.corpus, store=store, show_progress=not args.quiet)
-        else:
-            log.info("%s: every score is already in %s; nothing to do", spec.describe(), args.store)
-        seconds = time.perf_counter() - start
-        rows = len(store)
+    result = teach(teacher, dataset, candidates, args.store, show_progress=not args.quiet)
     summary = {
         "retrodistill_version": __version__,
-        "teacher": spec.to_dict(),
-        "fingerprint": spec.fingerprint(),
+        "teacher": teacher.spec.to_dict(),
+        "fingerprint": teacher.spec.fingerprint(),
         "dataset": dataset.name,
         "candidates": args.candidates or ["bm25s"],
         "depth": args.depth,
         "force_positives": args.force_positives,
-        "queries": len(candidates),
-        "pairs": total_pairs,
-        "scored_now": pending,
-        "seconds": round(seconds, 3),
-        "model_load_seconds": round(load_seconds, 3),
-        "units_per_s": round(teacher.last_rate, 3) if pending else None,
-        "rows_in_store": rows,
-        "listwise_repairs": dict(teacher.repairs),
+        "queries": result.queries,
+        "pairs": result.pairs,
+        "scored_now": result.scored_now,
+        "seconds": round(result.seconds, 3),
+        "model_load_seconds": round(result.model_load_seconds, 3),
+        "units_per_s": None if result.units_per_s is None else round(result.units_per_s, 3),
+        "rows_in_store": result.rows_in_store,
+        "listwise_repairs": result.listwise_repairs,
     }
     write_json(Path(str(args.store) + ".json"), summary)
     print(

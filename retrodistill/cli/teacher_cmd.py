@@ -47,20 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
+    from retrodistill.cli.configfile import load_config_file, with_flags
     from retrodistill.training.teacher import TrainConfig, train
 
-    base: dict[str, object] = {}
-    if args.config:
-        from pathlib import Path
-
-        from retrodistill.cli.configfile import load_config_file
-
-        base.update(load_config_file(Path(args.config)))
-    for name in TrainConfig.model_fields:
-        value = getattr(args, name, None)
-        if value is not None:
-            base[name] = value
+    base = with_flags(load_config_file(Path(args.config)) if args.config else {}, args, TrainConfig)
     if base.get("eval_split") == "none":
         base["eval_split"] = None
     summary = train(TrainConfig(**base), show_progress=not args.quiet)

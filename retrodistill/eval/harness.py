@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrodistill.data.records import Dataset, Run
@@ -53,25 +53,16 @@ def load_data(config: EvalConfig) -> Dataset:
         return load_rerank_task(config.qrels, config.candidates, config.queries)
     from retrodistill.data.load import load_dataset
 
-    dataset = load_dataset(config.dataset, config.split)
-    if config.qrels:
-        from retrodistill.data.trec import read_qrels
-
-        dataset = replace(dataset, qrels=read_qrels(config.qrels))
-    return dataset
+    return load_dataset(config.dataset, config.split, config.qrels)
 
 
 def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
     from retrodistill.eval.systems import bind_system
 
-    specs = [parse_spec(text) for text in config.systems]
+    specs = [parse_spec(s) if isinstance(s, str) else s for s in config.systems]
     measure_names = [str(m) for m in parse_measures(config.measures)]
     rerank_mode = config.candidates is not None
-    systems = [bind_system(spec, rerank_mode, config.cache_dir) for spec in specs]
-    if rerank_mode and config.dataset is not None:
-        from retrodistill.retrieval.first_stage import check_source
-
-        check_source(config.candidates)
+    systems = [bind_system(spec, rerank_mode, config.cache_dir) for spec in specs]  # checked again, with cache_dir
     _check_unique([s.name for s in specs])
 
     dataset = load_data(config)

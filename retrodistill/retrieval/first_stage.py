@@ -23,9 +23,18 @@ def bind_retriever(spec: SystemSpec | str, **defaults: object) -> BoundSpec:
 
 
 def check_source(source: str) -> None:
-    """Fail now, with one line, when ``source`` is neither a run file nor a valid retriever spec."""
-    if not Path(source).is_file():
-        bind_retriever(source)
+    """Fail now, with one line, when ``source`` is neither a run file nor a valid retriever spec (loads nothing)."""
+    if Path(source).is_file():
+        return
+    from retrodistill.retrieval import RETRIEVERS
+
+    spec = parse_spec(source)
+    if spec.kind not in RETRIEVERS and ("/" in spec.kind or "." in spec.kind):
+        raise ConfigError(
+            f"{source}: no such run file, nor a retriever spec; give a TREC run file or one of: "
+            f"{', '.join(RETRIEVERS.names())} (e.g. bm25s, dense:MODEL)"
+        )
+    bind_retriever(spec)
 
 
 def first_stage(

@@ -48,6 +48,8 @@ def parse_permutation(text: str, n: int) -> tuple[list[int], Counter[str]]:
 class LLMTeacher(Teacher):
     """A causal LM as relevance teacher; ``mode`` picks the granularity (see ``LLMTeacherConfig``)."""
 
+    extra_options = LLMTeacherConfig  # what ``**options`` take (system, chat, ...), checked by specs.bind
+
     def __init__(
         self,
         model: str,

@@ -9,6 +9,31 @@ from retrodistill.errors import ConfigError, DataError
 from retrodistill.retrieval.first_stage import first_stage
 
 
+def check_teach_data(
+    dataset: str | None, split: str, qrels: str | None, queries: str | None, candidates: Sequence[str] | None
+) -> None:
+    """What ``load_teach_data`` and ``gather_candidates`` would reject, checked without reading any data."""
+    from pathlib import Path
+
+    from retrodistill.data.load import check_dataset
+    from retrodistill.retrieval.first_stage import check_source
+
+    sources = list(candidates or [])
+    if dataset:
+        check_dataset(dataset, split)
+    elif not (qrels and sources):
+        raise ConfigError("give --dataset, or --qrels with --candidates (a rank_llm JSON)")
+    else:
+        if not Path(sources[0]).is_file():
+            raise DataError("rank_llm candidates file not found", sources[0])
+        sources = sources[1:]
+    for path, what in ((qrels, "qrels"), (queries, "queries")):
+        if path and not Path(path).is_file():
+            raise DataError(f"{what} file not found", path)
+    for source in sources:
+        check_source(source)
+
+
 def load_teach_data(
     dataset: str | None, split: str, qrels: str | None, queries: str | None, candidates: Sequence[str] | None
 ) -> tuple[Dataset, list[str]]:
@@ -17,14 +42,7 @@ def load_teach_data(
     if dataset:
         from retrodistill.data.load import load_dataset
 
-        data = load_dataset(dataset, split)
-        if qrels:
-            from dataclasses import replace
-
-            from retrodistill.data.trec import read_qrels
-
-            data = replace(data, qrels=read_qrels(qrels))
-        return data, sources or ["bm25s"]
+        return load_dataset(dataset, split, qrels), sources or ["bm25s"]
     if not (qrels and sources):
         raise ConfigError("give --dataset, or --qrels with --candidates (a rank_llm JSON)")
     from retrodistill.data.rankllm import load_rerank_task

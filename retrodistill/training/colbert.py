@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from retrodistill import __version__
 from retrodistill.atomic import write_json
+from retrodistill.specs import SystemSpec
 from retrodistill.students.colbert import ColBERT, maxsim
 from retrodistill.training.checkpoint import Checkpoints, write_dir
 from retrodistill.training.common import TrainResult, final_eval, plot_curve, prepare
@@ -68,7 +69,7 @@ def train_colbert(config: StudentConfig, show_progress: bool = True):
     plot_curve(history, out / "training_curve.png", title=f"ColBERT {config.model} -> {out.name}")
     metrics = {}
     if config.eval_dataset:
-        metrics = final_eval(config, f"colbert:{model_dir},label=student", config.eval_candidates)
+        metrics = final_eval(config, SystemSpec("colbert", str(model_dir), label="student"), config.eval_candidates)
     return TrainResult(out, model_dir, step, metrics)
 
 

@@ -13,6 +13,7 @@ from retrodistill.data.load import load_dataset
 from retrodistill.data.records import Dataset, Run
 from retrodistill.errors import ConfigError, optional
 from retrodistill.retrieval.first_stage import first_stage
+from retrodistill.specs import SystemSpec
 from retrodistill.training.config import StudentConfig
 from retrodistill.training.groups import StudentExample, examples_from_qrels, examples_from_teacher
 
@@ -90,10 +91,11 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
 
 
-def final_eval(config: StudentConfig, system: str, candidates: str | None = None) -> dict[str, float]:
+def final_eval(config: StudentConfig, system: SystemSpec, candidates: str | None = None) -> dict[str, float]:
     """Evaluate the trained student on the eval split (written to ``output/eval`` and ``output/metrics.json``).
 
-    ``system`` is the student's spec; with ``candidates`` it re-ranks that first stage's top 100.
+    ``system`` is the student's spec (a record, so a path holding a comma stays whole); with
+    ``candidates`` it re-ranks that first stage's top 100.
     """
     from retrodistill.eval.config import EvalConfig
     from retrodistill.eval.harness import run_evaluation

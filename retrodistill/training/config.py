@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from retrodistill.specs import checked
+
 
 class StudentConfig(BaseModel):
     """What to train, from which teacher scores, and how. Unknown keys are rejected.
@@ -57,6 +59,18 @@ class StudentConfig(BaseModel):
     seed: int = 42
     output: str = Field(..., description="output folder: model/, checkpoints/, logs, metrics")
 
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, value: str) -> str:
+        return checked(check_model, value)
+
+    @field_validator("eval_candidates")
+    @classmethod
+    def _eval_candidates_source(cls, value: str) -> str:
+        from retrodistill.retrieval.first_stage import check_source
+
+        return checked(check_source, value)
+
     @field_validator("loss")
     @classmethod
     def _known_losses(cls, value: dict[str, float]) -> dict[str, float]:
@@ -70,3 +84,15 @@ class StudentConfig(BaseModel):
             if weight < 0:
                 raise ValueError(f"loss weight of {name!r} must be >= 0")
         return value
+
+
+def check_model(model: str) -> None:
+    """A ConfigError when ``model`` is empty or names a local folder that is not there (hub ids pass)."""
+    import os
+
+    from retrodistill.errors import ConfigError
+
+    if not model.strip():
+        raise ConfigError("give a model: a hub id such as sentence-transformers/all-MiniLM-L6-v2, or a folder")
+    if model.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(model)):
+        raise ConfigError(f"model folder {model} not found; check the path or give a hub id")

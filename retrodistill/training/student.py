@@ -10,6 +10,7 @@ from retrodistill.atomic import write_json
 from retrodistill.data.load import load_dataset
 from retrodistill.errors import require
 from retrodistill.retrieval.first_stage import first_stage
+from retrodistill.specs import SystemSpec
 from retrodistill.training.checkpoint import write_dir
 from retrodistill.training.common import TrainResult, final_eval, last_complete_checkpoint, plot_curve, prepare
 from retrodistill.training.config import StudentConfig
@@ -82,7 +83,7 @@ def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> Train
     history = trainer.state.log_history
     write_json(out / "train_log.json", {"retrodistill_version": __version__, "log_history": history})
     plot_curve(history, out / "training_curve.png", title=f"{config.model} -> {out.name}")
-    metrics = final_eval(config, f"dense:{model_dir},label=student") if config.eval_dataset else {}
+    metrics = final_eval(config, SystemSpec("dense", str(model_dir), label="student")) if config.eval_dataset else {}
     return TrainResult(out, model_dir, int(trainer.state.global_step), metrics)
 
 

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retrodistill import __version__
 from retrodistill.atomic import atomic_open, write_json
@@ -92,6 +92,14 @@ class TrainConfig(BaseModel):
     eval_queries: int | None = Field(None, ge=1)
     eval_batch_size: int | None = Field(None, ge=1, description="default: 4 on CPU, 32 on a GPU")
     bf16: bool = Field(False, description="bfloat16 autocast for the forward pass (fast on AVX512-BF16/AMX CPUs)")
+
+    @field_validator("negatives_from")
+    @classmethod
+    def _negatives_source(cls, value: str) -> str:
+        from retrodistill.retrieval.first_stage import check_source
+        from retrodistill.specs import checked
+
+        return checked(check_source, value)
 
     @model_validator(mode="after")
     def _distill_options_need_distill(self) -> TrainConfig:
