@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import IO, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retrodistill import __version__
 from retrodistill.atomic import write_text
@@ -148,17 +148,19 @@ class Manifest(_Strict):
     files: Files
     checksum: str = Field(pattern=r"^[0-9a-f]{64}$")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Manifest:
-        if self.dim != self.model.dim or self.normalized != self.model.normalize:
-            raise ValueError("dim / normalized disagree with model.dim / model.normalize")
-        if self.index.file != self.files.index.path or self.index.bytes != self.files.index.bytes:
-            raise ValueError("index.file / index.bytes disagree with files.index")
-        if self.index.ntotal != self.corpus.size:
-            raise ValueError("index.ntotal disagrees with corpus.size")
-        if len({self.files.index.path, self.files.ids.path, self.files.docs.path, MANIFEST}) != 4:
-            raise ValueError("files must name three different files, none of them manifest.json")
-        return self
+
+def _disagreement(manifest: Manifest) -> str | None:
+    """The first pair of fields that repeat one fact but disagree (None when all agree)."""
+    if manifest.dim != manifest.model.dim or manifest.normalized != manifest.model.normalize:
+        return "dim / normalized disagree with model.dim / model.normalize"
+    if manifest.index.file != manifest.files.index.path or manifest.index.bytes != manifest.files.index.bytes:
+        return "index.file / index.bytes disagree with files.index"
+    if manifest.index.ntotal != manifest.corpus.size:
+        return "index.ntotal disagrees with corpus.size"
+    paths = {manifest.files.index.path, manifest.files.ids.path, manifest.files.docs.path, MANIFEST}
+    if len(paths) != 4:
+        return "files must name three different files, none of them manifest.json"
+    return None
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -187,18 +189,20 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             folder, f"{MANIFEST} has unsupported format {fmt!r} (retrodistill {__version__} reads {FORMAT}); {REBUILD}"
         )
     try:
-        Manifest.model_validate(raw)
+        typed = Manifest.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "manifest"
-        shown = first["type"] not in ("missing", "value_error") and not isinstance(first["input"], dict | list)
+        shown = first["type"] != "missing" and not isinstance(first["input"], dict | list)
         got = f", got {first['input']!r:.60}" if shown else ""
-        message = first["msg"].removeprefix("Value error, ")
-        raise IndexIntegrityError(folder, f"{MANIFEST}: {where}: {message}{got}; {REBUILD}") from None
+        raise IndexIntegrityError(folder, f"{MANIFEST}: {where}: {first['msg']}{got}; {REBUILD}") from None
     if checksum(raw) != raw["checksum"]:
         raise IndexIntegrityError(
             folder, f"{MANIFEST} does not match its checksum (edited after the build?); {REBUILD}"
         )
+    problem = _disagreement(typed)
+    if problem:
+        raise IndexIntegrityError(folder, f"{MANIFEST}: {problem}; {REBUILD}")
     return raw
 
 
@@ -217,12 +221,14 @@ def resolve(folder: Path, role: str, rel: str) -> Path:
     """``folder/rel``, refused unless it is a regular file inside ``folder`` (no absolute path, ``..``
     or symlink out)."""
     pure = PurePath(rel)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in rel:
+        raise IndexIntegrityError(
+            folder, f"{MANIFEST}: files.{role}.path {rel!r} must be a relative path inside the index folder; {REBUILD}"
+        )
     root = folder.resolve()
     target = (folder / rel).resolve()
-    if pure.is_absolute() or ".." in pure.parts or "\\" in rel or not target.is_relative_to(root) or target == root:
-        raise IndexIntegrityError(
-            folder, f"{MANIFEST}: files.{role}.path {rel!r} is not a file inside the index folder; {REBUILD}"
-        )
+    if not target.is_relative_to(root) or target == root:
+        raise IndexIntegrityError(folder, f"{rel} leads outside the index folder (to {target}); {REBUILD}")
     if not target.is_file():
         raise IndexIntegrityError(folder, f"{rel} does not match its manifest (the file is missing); {REBUILD}")
     return target

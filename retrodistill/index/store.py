@@ -348,7 +348,7 @@ def _alive(pid: int) -> bool:
 
 def one_line(exc: BaseException) -> str:
     """A library's error message on one short line (FAISS's 'Error in ... at file:line:' prefix dropped)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = "".join(c if c.isprintable() else "?" for c in " ".join(str(exc).split())) or type(exc).__name__
     return re.sub(r"Error in .*? at \S+:\d+: ", "", text)[:200]
 
 
@@ -384,7 +384,9 @@ def load_index_dir(
     dim = manifest["model"]["dim"]
     if index.dim != dim:
         raise IndexIntegrityError(
-            folder, f"{index_path.name} does not match its manifest ({index.dim}-d vectors, expected {dim}); {REBUILD}"
+            folder,
+            f"{index_path.name} does not match its manifest (it holds {index.dim}-d vectors, the manifest says "
+            f"dim={dim}); {REBUILD}",
         )
     if not (index.ntotal == len(ids) == manifest["corpus"]["size"]):
         raise IndexIntegrityError(
