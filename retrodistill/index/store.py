@@ -40,6 +40,7 @@ from retrodistill.errors import ConfigError, DataError
 from retrodistill.index import INDEX_TYPES
 from retrodistill.index.base import VectorIndex
 from retrodistill.index.encode import corpus_key, encode_corpus
+from retrodistill.index.folder import check_target, make_readable, remove_stale_builds, swap_into_place
 from retrodistill.index.manifest import (
     FORMAT,
     MANIFEST,
@@ -55,7 +56,16 @@ from retrodistill.index.manifest import (
 from retrodistill.index.options import check_positive, index_options
 from retrodistill.revision import same_weights
 
-__all__ = ["MANIFEST", "DocStore", "Hit", "IndexDir", "build_index_dir", "load_index_dir", "read_manifest"]
+__all__ = [
+    "MANIFEST",
+    "DocStore",
+    "Hit",
+    "IndexDir",
+    "build_index_dir",
+    "check_target",
+    "load_index_dir",
+    "read_manifest",
+]
 
 log = logging.getLogger("retrodistill.index")
 
@@ -236,7 +246,7 @@ def build_index_dir(
     indexed = time.perf_counter()
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(out)
+    remove_stale_builds(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-{os.getpid()}-"))
     try:
         index_file = index_file_name(index_type)
@@ -284,66 +294,13 @@ def build_index_dir(
             "files": files,
         }
         write_manifest(tmp, manifest)
-        _make_readable(tmp)
-        _swap_into_place(tmp, out)
+        make_readable(tmp)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("wrote %s (%s, %d vectors, %.1f s)", out, index_type, len(docs), time.perf_counter() - started)
     return out
-
-
-def check_target(out: Path, overwrite: bool) -> None:
-    """ConfigError unless ``out`` can be written (missing, or an index directory and ``overwrite``).
-    Creates nothing: the parent folder is made once the build has something to write."""
-    out = Path(out)
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise ConfigError(f"{out} exists and is not a directory; choose another --out")
-    if not overwrite:
-        raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
-    if any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ConfigError(f"{out} is a non-empty directory without {MANIFEST}; refusing to replace it")
-
-
-def _make_readable(folder: Path) -> None:
-    """Temp files are private (0600); the finished directory gets the usual umask permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for file in folder.iterdir():
-        os.chmod(file, 0o666 & ~umask)
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_stale_builds(out: Path) -> None:
-    """Temp folders left by killed builds of ``out`` (their process is gone)."""
-    for folder in out.parent.glob(f".{out.name}.building-*"):
-        pid = folder.name.split("building-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def one_line(exc: BaseException) -> str:
