@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retrodistill import __version__
 from retrodistill.atomic import write_text
-from retrodistill.errors import DataError
+from retrodistill.errors import ConfigError, DataError
 
 FORMAT = 2
 MANIFEST = "manifest.json"
@@ -237,7 +237,7 @@ def resolve(folder: Path, role: str, rel: str) -> Path:
 def verify_files(folder: Path, manifest: dict[str, Any], verify: str = "full") -> dict[str, FileCheck]:
     """Check every file the manifest names (paths, sizes; sha256 too when ``verify="full"``)."""
     if verify not in VERIFY_MODES:
-        raise DataError(f"unknown verify mode {verify!r}; choose one of: {', '.join(VERIFY_MODES)}")
+        raise ConfigError(f"unknown verify mode {verify!r}; choose one of: {', '.join(VERIFY_MODES)}")
     checks: dict[str, FileCheck] = {}
     entries = manifest["files"]
     paths = {role: resolve(folder, role, entry["path"]) for role, entry in entries.items()}
