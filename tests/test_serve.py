@@ -21,6 +21,7 @@ import uvicorn
 from retrodistill.data.load import load_dataset
 from retrodistill.errors import ConfigError
 from retrodistill.index.encode import encode_corpus
+from retrodistill.index.manifest import write_manifest
 from retrodistill.index.numpy_flat import NumpyFlatIndex
 from retrodistill.index.store import build_index_dir
 from retrodistill.serve.app import create_app
@@ -314,7 +315,7 @@ def test_mismatched_manifest_is_refused(slice_data, tmp_path):
     shutil.copytree(index_dir, wrong_revision)
     manifest = json.loads((wrong_revision / "manifest.json").read_text())
     manifest["model"]["revision"] = "sentence-transformers/all-MiniLM-L6-v2@0000000"
-    (wrong_revision / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(wrong_revision, manifest)  # resealed: the model check is under test, not the checksum
     with pytest.raises(ConfigError, match="revision"):
         SearchService(ServeSettings(index_dir=str(wrong_revision)))
 
@@ -322,7 +323,7 @@ def test_mismatched_manifest_is_refused(slice_data, tmp_path):
     shutil.copytree(index_dir, wrong_dim)
     manifest = json.loads((wrong_dim / "manifest.json").read_text())
     manifest["model"]["dim"] = manifest["dim"] = 768
-    (wrong_dim / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(wrong_dim, manifest)
     result = subprocess.run(
         [sys.executable, "-m", "retrodistill.cli.main", "serve", str(wrong_dim), "--port", "0"],
         capture_output=True, text=True, env=os.environ, timeout=300,

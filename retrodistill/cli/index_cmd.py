@@ -1,4 +1,4 @@
-"""``retrodistill index``: build an index directory, compare two of them, show a manifest."""
+"""``retrodistill index``: build an index directory, verify it, compare two of them, show a manifest."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ examples:
       --out indexes/scifact-minilm-flat
   retrodistill index build --model models/student --corpus corpus.jsonl --index hnsw,M=32 --out indexes/hnsw
   retrodistill index compare indexes/hnsw indexes/scifact-minilm-flat --queries beir/scifact/test --k 10
+  retrodistill index verify indexes/scifact-minilm-flat
   retrodistill index info indexes/scifact-minilm-flat
 """
 
@@ -26,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "index",
         help="build, compare and inspect FAISS index directories",
         description="Encode a corpus with a sentence-transformers model and write a FAISS index directory "
-        "(index, doc ids, doc store, manifest.json); compare an approximate index with an exact one.",
+        "(index, doc ids, doc store, manifest.json with the size and sha256 of each file); verify one; "
+        "compare an approximate index with an exact one.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,6 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--output", help="also write the result as JSON here")
     c.set_defaults(handler=run_compare)
 
+    v = actions.add_parser(
+        "verify", help="check every file of an index directory against its manifest (sizes, sha256, readable)"
+    )
+    v.add_argument("path", help="index directory")
+    v.set_defaults(handler=run_verify)
+
     i = actions.add_parser("info", help="print an index directory's manifest")
     i.add_argument("path", help="index directory")
     i.set_defaults(handler=run_info)
@@ -69,16 +77,13 @@ def run_build(args: argparse.Namespace) -> int:
     from retrodistill.index import INDEX_TYPES
     from retrodistill.index.corpus import load_corpus
     from retrodistill.index.faiss_base import FaissIndex, import_faiss
+    from retrodistill.index.options import check_positive, parse_index_option
     from retrodistill.index.store import build_index_dir, check_target
-    from retrodistill.specs import parse_spec
     from retrodistill.students.bi_encoder import BiEncoder
 
-    spec = parse_spec(args.index)
-    if spec.arg or spec.label:
-        from retrodistill.errors import ConfigError
-
-        raise ConfigError(f"--index takes TYPE[,key=value...], e.g. hnsw,M=32; got {args.index!r}")
-    if issubclass(INDEX_TYPES.get(spec.kind), FaissIndex):  # a missing faiss fails before the model loads
+    kind, options = parse_index_option(args.index)
+    check_positive(batch_size=args.batch_size, shard_size=args.shard_size, max_seq_length=args.max_seq_length)
+    if issubclass(INDEX_TYPES.get(kind), FaissIndex):  # a missing faiss fails before the model loads
         import_faiss()
     check_target(Path(args.out).absolute(), args.force)
     corpus = load_corpus(args.corpus)
@@ -95,15 +100,15 @@ def run_build(args: argparse.Namespace) -> int:
         encoder,
         corpus,
         args.corpus,
-        index_type=spec.kind,
-        index_params=spec.options,
+        index_type=kind,
+        index_params=options,
         cache_dir=args.cache_dir,
         shard_size=args.shard_size,
         overwrite=args.force,
         device=args.device,
         show_progress=not args.quiet,
     )
-    print(f"index directory {out} ({spec.kind}, {len(corpus)} docs)")
+    print(f"index directory {out} ({kind}, {len(corpus)} docs)")
     return 0
 
 
@@ -133,10 +138,25 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_verify(args: argparse.Namespace) -> int:
+    import time
+
+    from retrodistill.index.store import load_index_dir
+
+    start = time.perf_counter()
+    store = load_index_dir(args.path, device="cpu", verify="full")
+    seconds = time.perf_counter() - start
+    for check in store.checks.values():
+        rate = check.bytes / 1e6 / check.seconds if check.seconds > 0 else float("inf")
+        print(f"ok  {check.path.name:<12} {check.bytes:>14,d} bytes  sha256 {check.seconds:7.3f} s ({rate:,.0f} MB/s)")
+    print(f"{args.path}: every file matches its manifest; opened in {seconds:.2f} s")
+    return 0
+
+
 def run_info(args: argparse.Namespace) -> int:
     import json
 
-    from retrodistill.index.store import read_manifest
+    from retrodistill.index.manifest import read_manifest
 
     print(json.dumps(read_manifest(args.path), indent=2))
     return 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+
+from retrodistill.atomic import atomic_open
 
 
 class VectorIndex(ABC):
@@ -68,7 +70,12 @@ class VectorIndex(ABC):
         return scores, ids
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index to one file (FAISS's own format; never pickle)."""
+        """Write the index to one file atomically (FAISS's own format; never pickle)."""
+        with atomic_open(path, "wb") as handle:
+            self.write(handle)
+
+    def write(self, handle: IO[bytes]) -> None:
+        """Stream the index's file format to ``handle`` (anything with ``write(bytes)``)."""
         raise NotImplementedError(f"{self.name} indexes cannot be saved")
 
     @classmethod

@@ -10,7 +10,7 @@ same vectors and gives the same results up to float rounding. Saved files are al
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -141,8 +141,9 @@ class FaissIndex(VectorIndex):
             raise ValueError(f"{self.name}: nothing to save; train or add vectors first")
         return self.faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        self.faiss.write_index(self.cpu_index(), os.fspath(path))
+    def write(self, handle: IO[bytes]) -> None:
+        """The CPU index in FAISS's file format, streamed through ``handle.write`` in 1 MiB blocks."""
+        self.faiss.write_index(self.cpu_index(), self.faiss.PyCallbackIOWriter(handle.write))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], query_chunk: int = 256, **params: Any) -> FaissIndex:

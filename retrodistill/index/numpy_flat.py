@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from retrodistill.atomic import atomic_open
 from retrodistill.errors import ConfigError
 from retrodistill.index.base import VectorIndex
 
@@ -33,10 +32,9 @@ class NumpyFlatIndex(VectorIndex):
         self._blocks.append(vectors.copy())
         self._matrix = None
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def write(self, handle: IO[bytes]) -> None:
         """A plain ``.npy`` matrix (no pickle)."""
-        with atomic_open(path, "wb") as handle:
-            np.save(handle, self._matrix_all(), allow_pickle=False)
+        np.save(handle, self._matrix_all(), allow_pickle=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], query_chunk: int = 256, **params: Any) -> NumpyFlatIndex:

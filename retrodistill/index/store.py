@@ -2,13 +2,15 @@
 
 Layout of ``DIR/``::
 
-    manifest.json   model id + revision, dim, normalisation, metric, index type + params, corpus, version, times
+    manifest.json   model id + revision, dim, normalisation, metric, index type + params, corpus, version,
+                    times; size + sha256 of every file below; a checksum of itself (see ``manifest``)
     index.faiss     the FAISS index (faiss.write_index; ``index.npy`` for the numpy oracle)
     ids.json        doc ids in row order: row i of the index is ids[i]
     docs.sqlite     table docs(row, doc_id, title, text) for titles and snippets
 
 The directory is built in a temp folder beside ``DIR`` and renamed into place, so ``DIR`` is never
 half-written; corpus encoding resumes from cached shards after a kill (see ``encode_corpus``).
+``load_index_dir`` verifies the directory against its manifest before reading anything else.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -31,18 +34,41 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from retrodistill import __version__
-from retrodistill.atomic import write_json, write_text
+from retrodistill.atomic import atomic_open
 from retrodistill.data.records import Document
 from retrodistill.errors import ConfigError, DataError
 from retrodistill.index import INDEX_TYPES
 from retrodistill.index.base import VectorIndex
 from retrodistill.index.encode import corpus_key, encode_corpus
+from retrodistill.index.folder import check_target, make_readable, remove_stale_builds, swap_into_place
+from retrodistill.index.manifest import (
+    FORMAT,
+    MANIFEST,
+    REBUILD,
+    FileCheck,
+    HashingWriter,
+    IndexIntegrityError,
+    file_entry,
+    read_manifest,
+    verify_files,
+    write_manifest,
+)
+from retrodistill.index.options import check_positive, index_options
 from retrodistill.revision import same_weights
+
+__all__ = [
+    "MANIFEST",
+    "DocStore",
+    "Hit",
+    "IndexDir",
+    "build_index_dir",
+    "check_target",
+    "load_index_dir",
+    "read_manifest",
+]
 
 log = logging.getLogger("retrodistill.index")
 
-FORMAT = 1
-MANIFEST = "manifest.json"
 IDS = "ids.json"
 DOCS = "docs.sqlite"
 ADD_CHUNK = 65536
@@ -77,6 +103,18 @@ class DocStore:
             self._local.conn = conn
         return conn
 
+    def check(self, n_rows: int) -> None:
+        """IndexIntegrityError unless the table holds rows 0..n_rows-1 (an SQLite read error is one too)."""
+        folder, name = self.path.parent, self.path.name
+        try:
+            count, low, high = self._connection().execute("SELECT COUNT(*), MIN(row), MAX(row) FROM docs").fetchone()
+        except sqlite3.Error as exc:
+            raise IndexIntegrityError(folder, f"{name} cannot be read by SQLite ({one_line(exc)}); {REBUILD}") from None
+        if (count, low, high) != (n_rows, 0, n_rows - 1):
+            raise IndexIntegrityError(
+                folder, f"{name} does not match its manifest ({count} documents, the index has {n_rows}); {REBUILD}"
+            )
+
     def get(self, rows: Sequence[int]) -> list[Document | None]:
         """The documents at ``rows`` (None for a row not in the store), in the order asked."""
         wanted = sorted({int(r) for r in rows if r >= 0})
@@ -103,10 +141,20 @@ def write_doc_store(path: Path, docs: Sequence[Document]) -> None:
 
 
 class IndexDir:
-    """A loaded index directory: ``manifest``, ``index`` (a VectorIndex), ``ids`` and ``docs``."""
+    """A loaded, verified index directory: ``manifest``, ``index`` (a VectorIndex), ``ids``, ``docs`` and
+    ``checks`` (what was verified per file, with hashing times)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], index: VectorIndex, ids: list[str], docs: DocStore):
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        index: VectorIndex,
+        ids: list[str],
+        docs: DocStore,
+        checks: dict[str, FileCheck] | None = None,
+    ) -> None:
         self.path, self.manifest, self.index, self.ids, self.docs = path, manifest, index, ids, docs
+        self.checks = checks or {}
 
     @property
     def dim(self) -> int:
@@ -172,10 +220,11 @@ def build_index_dir(
     """Encode ``corpus`` with ``encoder`` (a BiEncoder), index it and write the directory ``out`` atomically."""
     out = Path(out).absolute()
     index_cls = INDEX_TYPES.get(index_type)
+    params = index_options(index_type, index_params)
+    check_positive(shard_size=shard_size)
     check_target(out, overwrite)
     if not corpus:
         raise DataError("the corpus is empty; nothing to index")
-    params = dict(index_params or {})
     if index_type != "numpy":
         params["device"] = device
     try:
@@ -196,14 +245,20 @@ def build_index_dir(
     bar.close()
     indexed = time.perf_counter()
 
-    _remove_stale_builds(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-{os.getpid()}-"))
     try:
         index_file = index_file_name(index_type)
-        index.save(tmp / index_file)
-        write_text(tmp / IDS, json.dumps([d.doc_id for d in docs]) + "\n")
+        with atomic_open(tmp / index_file, "wb") as handle:
+            index_writer = HashingWriter(handle)
+            index.write(index_writer)
+        with atomic_open(tmp / IDS, "wb") as handle:
+            ids_writer = HashingWriter(handle)
+            ids_writer.write((json.dumps([d.doc_id for d in docs]) + "\n").encode("utf-8"))
         write_doc_store(tmp / DOCS, docs)
-        size = (tmp / index_file).stat().st_size
+        files = {"index": index_writer.entry(index_file), "ids": ids_writer.entry(IDS), "docs": file_entry(tmp, DOCS)}
+        size = index_writer.bytes
         manifest = {
             "format": FORMAT,
             "retrodistill_version": __version__,
@@ -236,11 +291,11 @@ def build_index_dir(
                 "built_on_gpu": bool(getattr(index, "on_gpu", False)),
             },
             "corpus": {"id": corpus_id, "size": len(docs), "key": corpus_key(encoder, docs)},
-            "files": {"index": index_file, "ids": IDS, "docs": DOCS},
+            "files": files,
         }
-        write_json(tmp / MANIFEST, manifest)
-        _make_readable(tmp)
-        _swap_into_place(tmp, out)
+        write_manifest(tmp, manifest)
+        make_readable(tmp)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -248,102 +303,64 @@ def build_index_dir(
     return out
 
 
-def check_target(out: Path, overwrite: bool) -> None:
-    """ConfigError unless ``out`` can be written (missing, or an index directory and ``overwrite``)."""
-    out = Path(out)
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return
-    if not out.is_dir():
-        raise ConfigError(f"{out} exists and is not a directory; choose another --out")
-    if not overwrite:
-        raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
-    if any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ConfigError(f"{out} is a non-empty directory without {MANIFEST}; refusing to replace it")
-
-
-def _make_readable(folder: Path) -> None:
-    """Temp files are private (0600); the finished directory gets the usual umask permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for file in folder.iterdir():
-        os.chmod(file, 0o666 & ~umask)
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_stale_builds(out: Path) -> None:
-    """Temp folders left by killed builds of ``out`` (their process is gone)."""
-    for folder in out.parent.glob(f".{out.name}.building-*"):
-        pid = folder.name.split("building-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    folder = Path(path)
-    file = folder / MANIFEST
-    if not file.is_file():
-        raise ConfigError(f"{folder}: not an index directory (no {MANIFEST}); build one with: retrodistill index build")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{file}: invalid JSON ({exc.msg}); rebuild the index directory") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ConfigError(f"{file}: unsupported manifest format; rebuild with retrodistill {__version__}")
-    for key in ("model", "index", "corpus", "files"):
-        if not isinstance(manifest.get(key), dict):
-            raise ConfigError(f"{file}: the manifest has no {key!r} section; rebuild the index directory")
-    return manifest
+def one_line(exc: BaseException) -> str:
+    """A library's error message on one short line (FAISS's 'Error in ... at file:line:' prefix dropped)."""
+    text = "".join(c if c.isprintable() else "?" for c in " ".join(str(exc).split())) or type(exc).__name__
+    return re.sub(r"Error in .*? at \S+:\d+: ", "", text)[:200]
 
 
 def load_index_dir(
-    path: str | os.PathLike[str], device: str = "auto", query_chunk: int = 256, **search_params: Any
+    path: str | os.PathLike[str],
+    device: str = "auto",
+    query_chunk: int = 256,
+    verify: str = "full",
+    **search_params: Any,
 ) -> IndexDir:
-    """Load an index directory; ``search_params`` override the manifest's (e.g. ``nprobe=32``, ``efSearch=256``)."""
+    """Load an index directory after verifying it against its manifest (``verify="full"``: sizes and
+    sha256 of every file; ``"fast"``: sizes only). ``search_params`` override the manifest's (e.g.
+    ``nprobe=32``, ``efSearch=256``). Any damage is one IndexIntegrityError naming the file."""
     folder = Path(path)
     manifest = read_manifest(folder)
+    checks = verify_files(folder, manifest, verify)
     info = manifest["index"]
-    index_type = str(info.get("type"))
+    index_type = info["type"]
     cls = INDEX_TYPES.get(index_type)
-    params = {**info.get("params", {}), **search_params}
+    params = {**info["params"], **search_params}
     if index_type != "numpy":
         params["device"] = device
+    index_path = checks["index"].path
     try:
-        index = cls.load(folder / manifest["files"]["index"], query_chunk=query_chunk, **params)
+        index = cls.load(index_path, query_chunk=query_chunk, **params)
     except TypeError as exc:
         raise ConfigError(f"bad search parameters for index type {index_type!r}: {exc}") from None
-    try:
-        ids = json.loads((folder / manifest["files"]["ids"]).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{folder}: cannot read the doc-id map ({exc}); rebuild the index directory") from None
-    dim = int(manifest["model"]["dim"])
+    except (RuntimeError, MemoryError, ValueError, EOFError, OSError) as exc:
+        raise IndexIntegrityError(
+            folder, f"{index_path.name} cannot be read by FAISS ({one_line(exc)}); {REBUILD}"
+        ) from None
+    ids = _read_ids(folder, checks["ids"].path)
+    dim = manifest["model"]["dim"]
     if index.dim != dim:
-        raise ConfigError(f"{folder}: the manifest says dim={dim} but the index file holds {index.dim}-d vectors")
-    if not (index.ntotal == len(ids) == int(manifest["corpus"]["size"])):
-        raise ConfigError(
-            f"{folder}: index rows ({index.ntotal}), ids ({len(ids)}) and manifest corpus size "
-            f"({manifest['corpus']['size']}) disagree; rebuild the index directory"
+        raise IndexIntegrityError(
+            folder,
+            f"{index_path.name} does not match its manifest (it holds {index.dim}-d vectors, the manifest says "
+            f"dim={dim}); {REBUILD}",
         )
-    return IndexDir(folder, manifest, index, [str(i) for i in ids], DocStore(folder / manifest["files"]["docs"]))
+    if not (index.ntotal == len(ids) == manifest["corpus"]["size"]):
+        raise IndexIntegrityError(
+            folder,
+            f"index rows ({index.ntotal}), ids ({len(ids)}) and manifest corpus size ({manifest['corpus']['size']}) "
+            f"disagree; {REBUILD}",
+        )
+    docs = DocStore(checks["docs"].path)
+    docs.check(len(ids))
+    return IndexDir(folder, manifest, index, ids, docs, checks)
+
+
+def _read_ids(folder: Path, path: Path) -> list[str]:
+    try:
+        ids = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexIntegrityError(folder, f"{path.name} cannot be read ({one_line(exc)}); {REBUILD}") from None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(set(ids)) != len(ids):
+        raise IndexIntegrityError(folder, f"{path.name} is not a list of distinct doc ids; {REBUILD}")
+    return ids

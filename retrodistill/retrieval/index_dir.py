@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from retrodistill.data.records import Document
 from retrodistill.errors import ConfigError
@@ -16,6 +17,8 @@ class IndexDirRetriever(Retriever):
     its manifest names. Scores are the index's inner products (cosine for normalised models), higher =
     more relevant; a ``flat`` index gives exactly ``dense:MODEL``'s run. ``efSearch`` / ``nprobe``
     override the manifest's search settings; ``encoder`` serves a copy of the model from another path.
+    The directory is verified against its manifest first (``verify=full``: sizes and sha256 of every
+    file; ``verify=fast``: sizes only); a damaged directory is a one-line error, never a wrong run.
     """
 
     name = "index"
@@ -29,12 +32,13 @@ class IndexDirRetriever(Retriever):
         efSearch: int | None = None,
         nprobe: int | None = None,
         query_chunk: int = 256,
+        verify: Literal["full", "fast"] = "full",
     ) -> None:
         from retrodistill.index.store import load_index_dir
 
         super().__init__()
         overrides = {key: v for key, v in (("efSearch", efSearch), ("nprobe", nprobe)) if v is not None}
-        self.store = load_index_dir(model, device=device, query_chunk=query_chunk, **overrides)
+        self.store = load_index_dir(model, device=device, query_chunk=query_chunk, verify=verify, **overrides)
         self.encoder = self.store.open_encoder(encoder, batch_size=batch_size)
 
     def _index(self, docs: list[Document]) -> None:
