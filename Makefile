@@ -49,10 +49,13 @@ chromium:
 	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
 	  echo "warning: no chromium found; the web-page test needs it"
 
-# The whole chain on SciFact (about 20 minutes on 2 cores): train a cross-encoder teacher on the train
-# qrels, score BM25 candidates of 400 train queries into a score store, distil all-MiniLM-L6-v2 from the
-# stored scores, print BM25 / student init / teacher re-ranking / student, then index the student and
-# answer one query over HTTP. Run again, it re-uses every stage. The full benchmark:
+# The whole chain on SciFact: train a cross-encoder teacher on the train qrels (100 steps), score the BM25
+# top-12 of 400 train queries into a score store, distil all-MiniLM-L6-v2 from the stored scores, print
+# BM25 / student init / teacher re-ranking the top-10 / student, then index the student and answer one
+# query over HTTP. Precision is `auto`: bfloat16 only on CPUs with AVX512-BF16/AMX (or a GPU), float32
+# elsewhere; RETRODISTILL_PRECISION=float32 forces float32. Sized for about 21-23 minutes, install included,
+# on an idle 2-core CPU in float32 (an estimate from CPU times measured under load; see README "make demo"; on a
+# loaded machine it takes several times longer). Run again, it re-uses every stage. The full benchmark:
 #   python eval/ablation.py eval/configs/students/scifact-ablation.json
 demo: $(STAMP) irds
 	$(BIN)/retrodistill teacher train --config eval/configs/demo/ce-scifact.json

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--student", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument(
         "--teacher",
-        default="cross-encoder:sentence-transformers/all-MiniLM-L6-v2,max_length=256",
+        default="cross-encoder:sentence-transformers/all-MiniLM-L6-v2,max_length=256,dtype=float32",
         help="teacher spec (cross-encoder:MODEL[,max_length=,dtype=,batch_size=])",
     )
     parser.add_argument("--queries", type=int, default=50)

@@ -61,7 +61,12 @@ def main() -> None:
 
     store = work / "store.sqlite"
     teach = [sys.executable, "-m", "retrodistill.cli.main", "-q", "teach", "--dataset", args.dataset]
-    teach += ["--teacher", f"cross-encoder:{model_dir},max_length={args.max_length}", "--store", str(store)]
+    teach += [
+        "--teacher",
+        f"cross-encoder:{model_dir},max_length={args.max_length},dtype=float32",
+        "--store",
+        str(store),
+    ]
     teach += ["--depth", str(args.depth), "--max-queries", str(args.queries)]
     runs = []
     for _ in range(2):
@@ -71,9 +76,7 @@ def main() -> None:
     teach_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     first, second = runs
     bf16_store = work / "store-bf16.sqlite"
-    bf16_cmd = [
-        a.replace(f"max_length={args.max_length}", f"max_length={args.max_length},dtype=bfloat16") for a in teach
-    ]
+    bf16_cmd = [a.replace("dtype=float32", "dtype=bfloat16") for a in teach]
     bf16_cmd[bf16_cmd.index(str(store))] = str(bf16_store)
     out = subprocess.run(bf16_cmd, check=True, capture_output=True, text=True, env=os.environ.copy())
     bf16 = json.loads(out.stdout.strip().splitlines()[-1])

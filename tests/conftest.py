@@ -22,6 +22,8 @@ if (SHARED / "hf-hub").is_dir():
     os.environ.setdefault("HF_HUB_CACHE", str(SHARED / "hf-hub"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Precision `auto` depends on the CPU; tests compare scores with float32 references (test_precision covers auto).
+os.environ.setdefault("RETRODISTILL_PRECISION", "float32")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

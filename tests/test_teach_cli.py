@@ -254,7 +254,8 @@ def test_bfloat16_is_its_own_teacher_and_ranks_like_float32(tiny_ce, scifact_sli
 
     with pytest.raises(ConfigError, match="dtype"):
         CrossEncoderTeacher(str(tiny_ce), dtype="float16")
-    fp32, bf16 = CrossEncoderTeacher(str(tiny_ce)), CrossEncoderTeacher(str(tiny_ce), dtype="bfloat16")
+    fp32 = CrossEncoderTeacher(str(tiny_ce), dtype="float32")
+    bf16 = CrossEncoderTeacher(str(tiny_ce), dtype="bfloat16")
     assert "dtype" not in fp32.spec.options and bf16.spec.options["dtype"] == "bfloat16"
     assert fp32.spec.fingerprint() != bf16.spec.fingerprint()  # stored apart, never mixed in one store
     data = load_dataset(str(scifact_slice), "test")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from retrodistill.errors import ConfigError, require
+from retrodistill.errors import require
+from retrodistill.precision import PRECISIONS, check_precision, resolve_precision
 from retrodistill.revision import model_revision
 from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.records import TeacherSpec
 
-DTYPES = ("float32", "bfloat16")
+DTYPES = PRECISIONS
 
 
 class CrossEncoderTeacher(Teacher):
@@ -23,8 +24,10 @@ class CrossEncoderTeacher(Teacher):
     (SciFact, 512 tokens, measured in ``eval/results/teachers/README.md``).
     ``dtype="bfloat16"`` runs the forward pass under bfloat16 autocast: on CPUs with AVX512-BF16 or
     AMX (and on GPUs) it is 2-3x faster, with logits within ~0.1 of float32 (Spearman 0.9999 in
-    ``eval/bench_teach.py``). It is part of the teacher's identity, so its scores are
-    stored apart from float32 ones.
+    ``eval/bench_teach.py``); on AVX2-only CPUs it is emulated and ~6x slower. ``dtype="auto"`` (the
+    default) picks bfloat16 only where the hardware has it (``retrodistill.precision``). The resolved
+    dtype is part of the teacher's identity, so bfloat16 scores are stored apart from float32 ones
+    (a float32 spec leaves ``dtype`` out, as before ``auto`` existed, so older float32 stores match).
     """
 
     granularity = "pointwise"
@@ -36,17 +39,27 @@ class CrossEncoderTeacher(Teacher):
         max_length: int | None = None,
         device: str | None = None,
         chunk_size: int = 512,
-        dtype: str = "float32",
+        dtype: str = "auto",
     ) -> None:
         super().__init__()
-        if dtype not in DTYPES:
-            raise ConfigError(f"cross-encoder dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-        self.dtype = dtype
+        self.requested_dtype = check_precision(dtype, "cross-encoder dtype")
         self.chunk_size = int(chunk_size)
         self.model_id = model
         self.batch_size = int(batch_size) if batch_size else None
         self.max_length = max_length
         self.device = device
+
+    @cached_property
+    def dtype(self) -> str:
+        """The resolved dtype, ``float32`` or ``bfloat16``, for the device the model runs on."""
+        return resolve_precision(self.requested_dtype, self._device_type())
+
+    def _device_type(self) -> str:
+        if self.device:
+            return str(self.device).split(":")[0]
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     @cached_property
     def spec(self) -> TeacherSpec:

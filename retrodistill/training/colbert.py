@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from retrodistill import __version__
 from retrodistill.atomic import write_json
+from retrodistill.precision import resolve_precision
 from retrodistill.specs import SystemSpec
 from retrodistill.students.colbert import ColBERT, maxsim
 from retrodistill.training.checkpoint import Checkpoints, write_dir
@@ -41,13 +42,16 @@ def train_colbert(config: StudentConfig, show_progress: bool = True):
     checkpoints = Checkpoints(out / "checkpoints")
     step, history = _resume(checkpoints, model, optimizer, scheduler)
     model.train()
+    device = model.projection.weight.device.type
+    precision = resolve_precision(config.precision, device)
+    log.info("ColBERT training in %s (precision %s)", precision, config.precision)
     started = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc="train colbert", unit="step", disable=not show_progress)
     while step < total:
         epoch, index = divmod(step, per_epoch)
         order = np.random.default_rng(config.seed + epoch).permutation(len(examples))
         batch = [examples[i] for i in order[index * config.batch_size : (index + 1) * config.batch_size]]
-        with torch.autocast(model.projection.weight.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             loss, parts = _step_loss(model, batch, config)
         optimizer.zero_grad()
         loss.backward()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from retrodistill.precision import Precision, bf16_alias
 from retrodistill.specs import checked
 
 
@@ -53,8 +54,11 @@ class StudentConfig(BaseModel):
         None, ge=8, description="token cap saved with the bi-encoder for encoding (default: max_seq_length)"
     )
     save_steps: int = Field(100, ge=1)
-    bf16: bool = Field(
-        False, description="bfloat16 autocast in training (2-3x faster on CPUs with AVX512-BF16/AMX and on GPUs)"
+    precision: Precision = Field(
+        "auto",
+        description="bfloat16 autocast in training, or float32: bfloat16 is 2-3x faster on CPUs with "
+        "AVX512-BF16/AMX and on GPUs, ~6x slower on AVX2-only CPUs; auto picks per hardware. "
+        "`bf16: true/false` is read as bfloat16/float32",
     )
     seed: int = 42
     output: str = Field(..., description="output folder: model/, checkpoints/, logs, metrics")
@@ -70,6 +74,10 @@ class StudentConfig(BaseModel):
         from retrodistill.retrieval.first_stage import check_source
 
         return checked(check_source, value)
+    @model_validator(mode="before")
+    @classmethod
+    def _bf16_alias(cls, data: object) -> object:
+        return bf16_alias(data)
 
     @field_validator("loss")
     @classmethod

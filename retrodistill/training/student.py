@@ -9,6 +9,7 @@ from retrodistill import __version__
 from retrodistill.atomic import write_json
 from retrodistill.data.load import load_dataset
 from retrodistill.errors import require
+from retrodistill.precision import resolve_precision
 from retrodistill.retrieval.first_stage import first_stage
 from retrodistill.specs import SystemSpec
 from retrodistill.training.checkpoint import write_dir
@@ -48,6 +49,8 @@ def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> Train
     loss = ScoreDistillationLoss(model, config.loss, config.student_scale, config.temperature, config.teacher_norm)
     evaluator = _evaluator(config) if config.eval_dataset and config.eval_steps else None
     ckpt_dir = out / "checkpoints"
+    precision = resolve_precision(config.precision, "cuda" if _has_accelerator() else "cpu")
+    log.info("student training in %s (precision %s)", precision, config.precision)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=config.epochs,
@@ -67,8 +70,8 @@ def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> Train
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
-        bf16=config.bf16,
-        use_cpu=config.bf16 and not _has_accelerator(),
+        bf16=precision == "bfloat16",
+        use_cpu=precision == "bfloat16" and not _has_accelerator(),
     )
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=train_data, loss=loss, evaluator=evaluator

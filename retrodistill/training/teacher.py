@@ -37,6 +37,7 @@ from retrodistill import __version__
 from retrodistill.atomic import atomic_open, write_json
 from retrodistill.data.records import Dataset
 from retrodistill.errors import ConfigError, optional, require
+from retrodistill.precision import Precision, bf16_alias, resolve_precision, torch_dtype
 from retrodistill.training.checkpoint import Checkpoints, write_dir
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,16 @@ class TrainConfig(BaseModel):
     eval_depth: int = Field(100, ge=1)
     eval_queries: int | None = Field(None, ge=1)
     eval_batch_size: int | None = Field(None, ge=1, description="default: 4 on CPU, 32 on a GPU")
-    bf16: bool = Field(False, description="bfloat16 autocast for the forward pass (fast on AVX512-BF16/AMX CPUs)")
+    precision: Precision = Field(
+        "auto",
+        description="bfloat16 autocast for the forward pass, or float32; auto = bfloat16 only on hardware with "
+        "native bfloat16 (AVX512-BF16/AMX CPUs, GPUs); `bf16: true/false` is read as bfloat16/float32",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bf16_alias(cls, data: object) -> object:
+        return bf16_alias(data)
 
     @field_validator("negatives_from")
     @classmethod
@@ -223,6 +233,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
     corpus_ids = sorted(dataset.corpus)
     bar = tqdm(total=total, initial=step, desc="teacher train", unit="step", disable=not show_progress)
     net.train()
+    precision = resolve_precision(config.precision, net.device.type)
+    log.info("teacher training in %s (precision %s)", precision, config.precision)
     window_loss, window_pairs, window_start = [], 0, time.perf_counter()
     while step < total:
         epoch, offset = divmod(step * config.queries_per_step, len(groups))
@@ -238,7 +250,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
         queries = [dataset.queries[g[0]].text for g, (ids, _) in zip(picked, examples, strict=True) for _ in ids[:n]]
         passages = [dataset.corpus[d].full_text() for ids, _ in examples for d in ids[:n]]
         batch = tok(queries, passages, truncation=True, max_length=config.max_length, padding=True, return_tensors="pt")
-        with torch.autocast(net.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+        with torch.autocast(net.device.type, dtype=torch_dtype(precision), enabled=precision == "bfloat16"):
             logits = net(**batch).logits.view(len(examples), n).float()
         if config.loss == "distill":
             target = torch.tensor([t[:n] for _, t in examples], dtype=torch.float32) / config.temperature
@@ -279,7 +291,12 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
     final = write_dir(out / "model", lambda folder: model.save(str(folder)))
     write_json(out / "log.json", {"steps": total, "queries": len(groups), "history": history})
     _plot(history, out / "curve.png")
-    summary: dict[str, object] = {"model": str(final), "steps": total, "train_queries": len(groups)}
+    summary: dict[str, object] = {
+        "model": str(final),
+        "steps": total,
+        "train_queries": len(groups),
+        "precision": precision,
+    }
     if config.eval_split:
         summary["eval"] = evaluate_reranking(
             str(final),
@@ -290,6 +307,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> dict[str, object]:
             config.max_length,
             config.eval_batch_size,
             show_progress,
+            dtype=config.precision,
         )
     write_json(out / "summary.json", summary)
     return summary
@@ -319,6 +337,7 @@ def evaluate_reranking(
     batch_size: int | None = None,
     show_progress: bool = True,
     first_stage: str = "bm25s",
+    dtype: str = "auto",
 ) -> dict[str, object]:
     """nDCG@10 of the first stage and of the model re-ranking its top-``depth`` (first ``n_queries`` queries)."""
     from retrodistill.data.load import load_dataset
@@ -335,7 +354,7 @@ def evaluate_reranking(
 
     first = retrieve_first(first_stage, data, depth, show_progress)
     lists = {q: sorted(docs, key=lambda d: -docs[d]) for q, docs in first.items()}
-    teacher = CrossEncoderTeacher(model, batch_size=batch_size, max_length=max_length)
+    teacher = CrossEncoderTeacher(model, batch_size=batch_size, max_length=max_length, dtype=dtype)
     start = time.perf_counter()
     run = teacher.score(data.queries, lists, data.corpus, show_progress=show_progress)
     seconds = time.perf_counter() - start

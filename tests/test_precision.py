@@ -1,0 +1,131 @@
+"""Precision ``auto``: bfloat16 only on hardware that computes it natively, float32 elsewhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from retrodistill import precision
+from retrodistill.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "eval" / "configs"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture
+def cpu(monkeypatch):
+    """Set whether the (probed) CPU has native bfloat16; the override variable and the warn-once memory are cleared."""
+    monkeypatch.delenv(precision.ENV, raising=False)
+    monkeypatch.setattr(precision, "_warned", set())
+
+    def set_native(native: bool) -> None:
+        monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": native and device == "cpu")
+
+    return set_native
+
+
+def test_auto_is_float32_on_avx2_and_bfloat16_with_avx512_bf16(cpu):
+    cpu(False)
+    assert precision.resolve_precision("auto", "cpu") == "float32"
+    assert precision.resolve_precision("float32", "cpu") == "float32"
+    cpu(True)
+    assert precision.resolve_precision("auto", "cpu") == "bfloat16"
+    assert precision.resolve_precision("float32", "cpu") == "float32"
+    assert precision.resolve_precision("auto", "mps") == "float32"
+    with pytest.raises(ConfigError, match="auto, float32, bfloat16"):
+        precision.resolve_precision("float16", "cpu")
+
+
+def test_explicit_bfloat16_without_native_support_warns_once_and_proceeds(cpu, caplog):
+    cpu(False)
+    with caplog.at_level(logging.WARNING, logger="retrodistill.precision"):
+        assert precision.resolve_precision("bfloat16", "cpu") == "bfloat16"
+        assert precision.resolve_precision("bfloat16", "cpu") == "bfloat16"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "6x slower" in warnings[0].getMessage()
+    cpu(True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="retrodistill.precision"):
+        precision.resolve_precision("bfloat16", "cpu")
+    assert not caplog.records
+
+
+def test_the_environment_overrides_auto_only(cpu, monkeypatch):
+    cpu(True)
+    monkeypatch.setenv(precision.ENV, "float32")
+    assert precision.resolve_precision("auto", "cpu") == "float32"
+    assert precision.resolve_precision("bfloat16", "cpu") == "bfloat16"
+    monkeypatch.setenv(precision.ENV, "fp8")
+    with pytest.raises(ConfigError, match="RETRODISTILL_PRECISION"):
+        precision.resolve_precision("auto", "cpu")
+
+
+def test_the_deprecated_bf16_key_is_read_as_precision(tmp_path):
+    from pydantic import ValidationError
+
+    from retrodistill.training.config import StudentConfig
+    from retrodistill.training.teacher import TrainConfig
+
+    assert TrainConfig(dataset="d", output=str(tmp_path)).precision == "auto"
+    assert TrainConfig(dataset="d", output=str(tmp_path), bf16=True).precision == "bfloat16"
+    assert StudentConfig(dataset="d", output=str(tmp_path), bf16=False).precision == "float32"
+    with pytest.raises(ValidationError, match="deprecated alias"):
+        StudentConfig(dataset="d", output=str(tmp_path), bf16=True, precision="auto")
+    with pytest.raises(ValidationError, match="precision"):
+        TrainConfig(dataset="d", output=str(tmp_path), precision="fp16")
+
+
+def test_the_demo_configs_hard_code_no_bfloat16():
+    from retrodistill.pipeline import DistillConfig
+    from retrodistill.teachers import build_teacher
+    from retrodistill.training.config import StudentConfig
+    from retrodistill.training.teacher import TrainConfig
+
+    teacher = json.loads((CONFIGS / "demo" / "ce-scifact.json").read_text())
+    distill = json.loads((CONFIGS / "demo" / "distill-scifact.json").read_text())
+    for raw in (teacher, distill, distill["student"]):
+        assert "bf16" not in raw and raw.get("precision", "auto") == "auto"
+    assert "bfloat16" not in json.dumps(teacher) + json.dumps(distill)
+    assert TrainConfig(**teacher).precision == "auto"
+    config = DistillConfig(**distill)
+    assert StudentConfig(**config.student, dataset="d", output="o").precision == "auto"
+    assert build_teacher(config.teacher.replace("models/ce-scifact-demo/model", MODEL)).requested_dtype == "auto"
+
+
+def test_every_training_config_loads_with_its_precision():
+    from retrodistill.pipeline import DistillConfig
+    from retrodistill.training.config import StudentConfig
+    from retrodistill.training.teacher import TrainConfig
+
+    checked = 0
+    for path in sorted(CONFIGS.rglob("*.json")):
+        raw = json.loads(path.read_text())
+        assert "bf16" not in json.dumps(raw), path
+        if "base_model" in raw or "negatives" in raw:
+            TrainConfig(**raw)
+        elif "student" in raw:
+            raw.pop("variants", None)
+            StudentConfig(**DistillConfig(**raw).student, dataset="d", output="o")
+        else:
+            continue
+        checked += 1
+    assert checked >= 9
+
+
+def test_a_teacher_with_dtype_auto_is_stored_under_its_resolved_dtype(cpu):
+    from retrodistill.teachers.cross_encoder import CrossEncoderTeacher
+
+    fp32 = CrossEncoderTeacher(MODEL, dtype="float32", device="cpu").spec.fingerprint()
+    bf16 = CrossEncoderTeacher(MODEL, dtype="bfloat16", device="cpu").spec.fingerprint()
+    assert fp32 != bf16
+    cpu(False)
+    auto = CrossEncoderTeacher(MODEL, device="cpu")
+    assert auto.dtype == "float32" and "dtype" not in auto.spec.options
+    assert auto.spec.fingerprint() == fp32
+    cpu(True)
+    auto = CrossEncoderTeacher(MODEL, dtype="auto", device="cpu")
+    assert auto.dtype == "bfloat16" and auto.spec.options["dtype"] == "bfloat16"
+    assert auto.spec.fingerprint() == bf16
