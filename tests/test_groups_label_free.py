@@ -29,7 +29,9 @@ def test_top_candidate_is_positive_and_negatives_skip_the_two_best():
 
 def test_source_passage_is_positive_and_excluded_from_negatives():
     sources = {"q1": "d5", "q2": "d0"}
-    examples = examples_from_teacher_ranking(QUERIES, CORPUS, RUN, group_size=3, seed=0, sources=sources, negatives="top")
+    examples = examples_from_teacher_ranking(
+        QUERIES, CORPUS, RUN, group_size=3, seed=0, sources=sources, negatives="top"
+    )
     by_q = {e.qid: e for e in examples}
     assert set(by_q) == {"q1"}  # q2 keeps one candidate below rank 2 once its positive d0 is left out
     # q1: positive d5 (teacher rank 3); ranks 3.. without d5 = d0, d7, d2
