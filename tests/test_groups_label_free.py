@@ -57,3 +57,36 @@ def test_unscored_source_skips_the_query_and_too_few_candidates_is_one_error():
     assert [e.qid for e in examples] == ["q2"]  # d4 was never scored for q1
     with pytest.raises(ConfigError, match="no label-free training group"):
         examples_from_teacher_ranking(QUERIES, CORPUS, RUN, group_size=6, seed=0)
+
+
+def test_ensemble_fusion_matches_hand_computed_zscore_and_rrf(tmp_path):
+    import math
+
+    from retrodistill.teachers.ensemble import ensemble_spec, ensemble_stores, fuse_runs
+    from retrodistill.teachers.records import ScoredPair, TeacherSpec
+    from retrodistill.teachers.store import ScoreStore
+
+    a = {"q": {"x": 3.0, "y": 1.0, "z": 2.0}}
+    b = {"q": {"x": 0.0, "y": 10.0}}  # b did not score z
+    # z-scores: a mean 2, sd sqrt(2/3) -> x +1.2247, y -1.2247, z 0; b mean 5, sd 5 -> x -1, y +1
+    sd = math.sqrt(2 / 3)
+    fused = fuse_runs([a, b], [2.0, 1.0], "zscore")
+    assert fused["q"] == pytest.approx({"x": 2 * (1 / sd) - 1, "y": 2 * (-1 / sd) + 1, "z": 0.0})
+    # rrf k=60: a ranks x, z, y; b ranks y, x
+    rrf = fuse_runs([a, b], [1.0, 3.0], "rrf", k=60)
+    assert rrf["q"] == pytest.approx({"x": 1 / 61 + 3 / 62, "y": 1 / 63 + 3 / 61, "z": 1 / 62})
+    ca = TeacherSpec("llm", "m1", "r1", "pointwise", "mean-log-prob")
+    cb = TeacherSpec("cross-encoder", "m2", "r2", "pointwise", "logit")
+    for path, spec, run in ((tmp_path / "a.sqlite", ca, a), (tmp_path / "b.sqlite", cb, b)):
+        with ScoreStore(path, spec) as store:
+            store.add([ScoredPair("q", d, s) for d, s in run["q"].items()])
+    spec, run = ensemble_stores([tmp_path / "a.sqlite", tmp_path / "b.sqlite"], [2.0, 1.0])
+    assert run == fused
+    assert [m["fingerprint"] for m in spec.options["members"]] == [ca.fingerprint(), cb.fingerprint()]
+    assert [m["weight"] for m in spec.options["members"]] == [2.0, 1.0]
+    assert spec.fingerprint() != ensemble_spec([ca, cb], [1.0, 2.0]).fingerprint()
+    assert spec.fingerprint() != ensemble_spec([ca, cb], [2.0, 1.0], "rrf").fingerprint()
+    with pytest.raises(ConfigError, match="one weight"):
+        fuse_runs([a, b], [1.0])
+    with pytest.raises(ConfigError, match="unknown ensemble method"):
+        fuse_runs([a], method="borda")
