@@ -162,7 +162,16 @@ def test_templates_corpus_and_store_checks_without_a_model(tmp_path):
     store.close()
     with pytest.raises(ConfigError, match="another generation config"):
         QueryStore(tmp_path / "s.sqlite", GenerationSpec("m", "m@1", None, "doc2query", "abc", 1))
-    assert [q.text for q in QueryStore.open(tmp_path / "s.sqlite").queries()] == ["What is X?"]
+    reopened = QueryStore.open(tmp_path / "s.sqlite")
+    assert [q.text for q in reopened.queries()] == ["What is X?"]
+    from retrodistill.data.load import load_dataset
+    from retrodistill.data.records import Document
+    from retrodistill.generation.export import export_queries
+
+    corpus = {d: Document(d, f"passage {d}") for d in ("d1", "d2", "d3")}
+    dataset = load_dataset(str(export_queries(reopened, corpus, tmp_path / "beir")), "generated")
+    assert dataset.qrels == {"d1-q0": {"d1": 1}} and dataset.queries["d1-q0"].text == "What is X?"
+    assert set(dataset.corpus) == set(corpus)
     assert clean_query('\n Query: "heart disease risk"\nmore') == "heart disease risk"
 
 
