@@ -19,7 +19,7 @@ LAYERS = [
     {"students", "losses"},
     {"index"},
     {"retrieval", "serve"},
-    {"teachers"},
+    {"teachers", "generation"},
     {"eval"},
     {"training"},
     {"pipeline"},

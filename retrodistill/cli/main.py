@@ -20,6 +20,7 @@ COMMANDS = {
     "teacher": "retrodistill.cli.teacher_cmd",
     "train": "retrodistill.cli.train_cmd",
     "distill": "retrodistill.cli.distill_cmd",
+    "generate": "retrodistill.cli.generate_cmd",
 }
 
 

@@ -45,6 +45,35 @@ def parse_permutation(text: str, n: int) -> tuple[list[int], Counter[str]]:
     return order + missing, repairs
 
 
+def load_causal_lm(model_id: str, gguf_file: str | None = None, purpose: str = "LLM teachers"):
+    """(model, tokenizer) of a causal LM in fp32 eval mode, tokenizer padding on the left (GGUF de-quantised).
+
+    A model id or file that cannot be loaded is a ConfigError naming it.
+    """
+    if gguf_file:
+        require("gguf", purpose="loading GGUF models")
+    torch = require("torch", purpose=purpose, extra="llm")
+    require("transformers", purpose=purpose, extra="llm")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.float32, **kwargs)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        what = f"{model_id} (file {gguf_file})" if gguf_file else model_id
+        raise ConfigError(
+            f"cannot load the causal LM {what}: {first[:200]}; give a Hugging Face model id present in the "
+            "local cache (HF_HUB_CACHE) or a model folder"
+        ) from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return model, tokenizer
+
+
 class LLMTeacher(Teacher):
     """A causal LM as relevance teacher; ``mode`` picks the granularity (see ``LLMTeacherConfig``)."""
 
@@ -103,20 +132,7 @@ class LLMTeacher(Teacher):
 
     @cached_property
     def _lm(self):
-        if self.gguf_file:
-            require("gguf", purpose="loading GGUF models")
-        torch = require("torch", purpose="LLM teachers", extra="llm")
-        require("transformers", purpose="LLM teachers", extra="llm")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {}
-        tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kwargs)
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=torch.float32, **kwargs)
-        model.eval()
-        return model, tokenizer
+        return load_causal_lm(self.model_id, self.gguf_file, purpose="LLM teachers")
 
     def load(self) -> None:
         self._lm  # noqa: B018

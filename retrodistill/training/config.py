@@ -74,6 +74,7 @@ class StudentConfig(BaseModel):
         from retrodistill.retrieval.first_stage import check_source
 
         return checked(check_source, value)
+
     @model_validator(mode="before")
     @classmethod
     def _bf16_alias(cls, data: object) -> object:

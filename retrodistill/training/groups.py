@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from retrodistill.data.records import Dataset, Run
+from retrodistill.data.records import Dataset, Document, Run
 from retrodistill.errors import ConfigError
 
 log = logging.getLogger("retrodistill.students")
@@ -103,4 +104,62 @@ def examples_from_qrels(dataset: Dataset, first_stage: Run, group_size: int, see
             )
     if not examples:
         raise ConfigError("no supervised training group could be built from these qrels")
+    return examples
+
+
+def examples_from_teacher_ranking(
+    queries: Mapping[str, str],
+    corpus: Mapping[str, Document],
+    teacher_run: Run,
+    group_size: int,
+    seed: int,
+    sources: Mapping[str, str] | None = None,
+    skip_top: int = 2,
+    depth: int | None = None,
+    negatives: str = "random",
+) -> list[StudentExample]:
+    """Groups with no qrels: one example per query the teacher ranked.
+
+    The positive is the query's source passage when ``sources`` names one (a generated query's passage;
+    it must have a teacher score), else the teacher's top candidate. Negatives are drawn (``negatives`` as in
+    :func:`sample_negatives`) from the teacher's ranking at ranks ``skip_top + 1`` .. ``depth`` (1-based, ties
+    broken by doc id), the positive excluded: skipping the very top keeps likely false negatives out.
+    Scores are the teacher's. Raises ConfigError when no query yields a group.
+    """
+    if skip_top < 0 or group_size < 2:
+        raise ConfigError("label-free groups need group_size >= 2 and skip_top >= 0")
+    rng = random.Random(seed)
+    examples: list[StudentExample] = []
+    short = unscored_source = 0
+    for qid, scores in teacher_run.items():
+        if qid not in queries or not scores:
+            continue
+        ranked = sorted(scores, key=lambda d: (-scores[d], d))
+        positive = sources.get(qid) if sources else None
+        if positive is not None and positive not in scores:
+            unscored_source += 1
+            continue
+        positive = positive if positive is not None else ranked[0]
+        pool = [d for d in ranked[skip_top:depth] if d != positive and d in corpus]
+        if len(pool) < group_size - 1 or positive not in corpus:
+            short += 1
+            continue
+        ids = [positive, *sample_negatives(pool, group_size - 1, negatives, rng)]
+        examples.append(
+            StudentExample(
+                qid,
+                queries[qid],
+                tuple(corpus[d].full_text() for d in ids),
+                tuple(float(scores[d]) for d in ids),
+            )
+        )
+    if unscored_source:
+        log.warning("%d queries skipped: the teacher did not score their source passage", unscored_source)
+    if short:
+        log.warning("%d queries skipped: fewer than %d candidates below rank %d", short, group_size - 1, skip_top)
+    if not examples:
+        raise ConfigError(
+            f"no label-free training group: group_size {group_size} needs {group_size - 1} teacher-scored "
+            f"candidates below rank {skip_top} per query (lower group_size or skip_top, or teach deeper candidates)"
+        )
     return examples
