@@ -346,7 +346,8 @@ def test_damaged_doc_store_keeps_ready_503(slice_data, tmp_path):  # noqa: F811
             ready = get(live.url + "/ready")
         assert ready.status_code == 503 and ready.json()["status"] == "failed"
         error = ready.json()["error"]
-        assert "<...>/docs.sqlite" in error and str(tmp_path) not in error, "no local path without the key"
+        # the index's own checksum check or the probe names the file; neither shows the local path
+        assert "docs.sqlite" in error and str(tmp_path) not in error, "no local path without the key"
         assert post(live.url + "/search", json={"query": "x"}).status_code == 503
 
 

@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
         defaults["config"] = LLMTeacherConfig(**load_config_file(Path(args.teacher_config)))
     teacher = build_teacher(args.teacher, **defaults)
-    check_teach_data(args.dataset, args.split, args.qrels, args.queries, args.candidates)
     ScoreStore.check(args.store, teacher.spec)
+    check_teach_data(args.dataset, args.split, args.qrels, args.queries, args.candidates)
 
     dataset, sources = load_teach_data(args.dataset, args.split, args.qrels, args.queries, args.candidates)
     candidates = gather_candidates(dataset, sources, args.depth, args.force_positives, args.max_queries, not args.quiet)
