@@ -53,9 +53,9 @@ chromium:
 # top-12 of 400 train queries into a score store, distil all-MiniLM-L6-v2 from the stored scores, print
 # BM25 / student init / teacher re-ranking the top-10 / student, then index the student and answer one
 # query over HTTP. Precision is `auto`: bfloat16 only on CPUs with AVX512-BF16/AMX (or a GPU), float32
-# elsewhere; RETRODISTILL_PRECISION=float32 forces float32. Sized for about 21-23 minutes, install included,
-# on an idle 2-core CPU in float32 (an estimate from CPU times measured under load; see README "make demo"; on a
-# loaded machine it takes several times longer). Run again, it re-uses every stage. The full benchmark:
+# elsewhere; RETRODISTILL_PRECISION=float32 forces float32. Measured on a fresh clone of an idle 2-core CPU in
+# float32: 20 min 14 s, install included, peak RSS 7.1 GiB (README "make demo"; a loaded machine takes longer).
+# Run again, it re-uses every stage. The full benchmark:
 #   python eval/ablation.py eval/configs/students/scifact-ablation.json
 demo: $(STAMP) irds
 	$(BIN)/retrodistill teacher train --config eval/configs/demo/ce-scifact.json
