@@ -11,8 +11,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "distill",
         help="candidates -> teacher scores -> student -> evaluation table, in one command",
         description="Run the distillation chain from one config (train_dataset, eval_dataset, teacher, "
-        "candidates, depth, student{...}, work_dir). Re-running re-uses the score store, the trained "
-        "student and cached embeddings.",
+        "candidates, depth, student{...}, work_dir). With generate{...}, train_dataset is a corpus alone and "
+        "an LLM writes the training queries; teacher may be a list fused into one ensemble. Re-running "
+        "re-uses the query and score stores, the trained student and cached embeddings.",
     )
     p.add_argument("config", type=Path, help="JSON or YAML distillation config")
     p.add_argument("--work-dir", help="override the config's work_dir")
@@ -30,10 +31,26 @@ def run(args: argparse.Namespace) -> int:
     if args.work_dir:
         values["work_dir"] = args.work_dir
     config = DistillConfig(**values)
-    report = run_distill(config, show_progress=not args.quiet)
+    result = run_distill(config, show_progress=not args.quiet)
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)
-    console.print(render_table(report))
-    console.print(f"teacher scores, student, runs and metrics in {config.work_dir}/")
+    if result.report is not None:
+        console.print(render_table(result.report))
+    console.print(stage_table(result.stages))
+    console.print(f"queries, teacher scores, student, runs and metrics in {config.work_dir}/")
     return 0
+
+
+def stage_table(stages: list[dict]) -> object:
+    """The time of every stage, with what it did, as a rich table."""
+    from rich.table import Table
+
+    table = Table(title="stages")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("detail")
+    for row in stages:
+        detail = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("stage", "seconds") and v is not None)
+        table.add_row(row["stage"], f"{row['seconds']:.1f}", detail)
+    return table

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", help="BEIR folder to write (default: OUT without suffix + '-beir')")
     p.add_argument("--model", default=None, help="Hugging Face causal LM id (default SmolLM2-135M-Instruct GGUF)")
     p.add_argument("--gguf-file", help="GGUF file inside --model (default set for the default model)")
-    p.add_argument("--template", default="doc2query", help="doc2query, inpars, gpl, or a text file with {passage}")
+    p.add_argument("--template", default="gpl", help="gpl (default), doc2query, inpars, or a text file with {passage}")
     p.add_argument("--per-passage", type=int, default=3, help="queries sampled per passage (default 3)")
     p.add_argument("--passages", type=int, default=1000, help="passages sampled from the corpus (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seeds the passage sample and every query's sampling")

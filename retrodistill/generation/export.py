@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from retrodistill.atomic import atomic_open
 from retrodistill.data.records import Document
-from retrodistill.generation.store import QueryStore
+from retrodistill.generation.store import GeneratedQuery, QueryStore
 
 SPLIT = "generated"
 
 
-def export_queries(store: QueryStore, corpus: Mapping[str, Document], folder: str | os.PathLike[str]) -> Path:
+def export_queries(
+    queries: QueryStore | Sequence[GeneratedQuery], corpus: Mapping[str, Document], folder: str | os.PathLike[str]
+) -> Path:
     """Write ``folder/queries.jsonl`` (``_id``, ``text`` and provenance fields), ``folder/corpus.jsonl`` and
-    ``folder/qrels/generated.tsv`` (query, source passage, 1), each atomically. Returns the folder."""
+    ``folder/qrels/generated.tsv`` (query, source passage, 1), each atomically. Returns the folder.
+
+    ``queries`` is a store (all its kept queries) or a list of them, e.g. what a filter kept."""
     folder = Path(folder)
-    queries = store.queries()
+    queries = queries.queries() if isinstance(queries, QueryStore) else list(queries)
     with atomic_open(folder / "queries.jsonl") as out:
         for q in queries:
             row = {"_id": q.query_id, "text": q.text, **{k: v for k, v in asdict(q).items() if k != "query_id"}}

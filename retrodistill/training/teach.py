@@ -74,3 +74,29 @@ def teach(
         rows_in_store=rows,
         listwise_repairs=dict(Counter(teacher.repairs) - repairs_before),
     )
+
+
+def fuse_stores(
+    members: Sequence[str | Path], out: str | Path, weights: Sequence[float] | None = None, method: str = "zscore"
+) -> int:
+    """Fuse the member stores' runs per query (``teachers.ensemble``) into a new store at ``out`` with the
+    ensemble's identity; written beside ``out`` and moved into place, so a kill leaves the old one or none.
+    Returns the rows written."""
+    import os
+
+    from retrodistill.teachers.ensemble import ensemble_stores
+    from retrodistill.teachers.records import ScoredPair
+    from retrodistill.teachers.store import ScoreStore
+
+    spec, run = ensemble_stores(members, weights, method)
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)
+    with ScoreStore(tmp, spec) as store:
+        rows = store.add([ScoredPair(q, d, s) for q, docs in run.items() for d, s in docs.items()])
+    for stale in (Path(f"{out}-wal"), Path(f"{out}-shm")):
+        stale.unlink(missing_ok=True)
+    os.replace(tmp, out)
+    log.info("ensemble of %d teachers (%s) fused into %s: %d scores", len(members), method, out, rows)
+    return rows
