@@ -152,3 +152,26 @@ def test_bad_corpus_template_llm_and_weights_are_one_line_and_write_nothing(corp
     line = _bad(tmp_path, _config(corpus_file, work, teacher_weights=[1.0]))
     assert "one teacher weight per teacher (2)" in line
     assert "not found" in _bad(tmp_path, _config(tmp_path / "missing.jsonl", work))
+
+
+def test_bm25_and_bi_encoder_teachers_match_their_retrievers(scifact_slice, bi_encoder):
+    """Pair scores of the two cheap teachers equal what the retrievers compute for the same documents."""
+    from retrodistill.retrieval.bm25s_bm25 import BM25sRetriever
+    from retrodistill.teachers import build_teacher
+
+    data = load_dataset(str(scifact_slice), "test")
+    queries = dict(list(data.queries.items())[:5])
+    bm25 = BM25sRetriever()
+    bm25.index(data.corpus)
+    top = bm25.retrieve(list(queries.values()), 10, show_progress=False)
+    candidates = {q: sorted(docs) for q, docs in top.items()}
+
+    run = build_teacher("bm25").score(queries, candidates, data.corpus, show_progress=False)
+    for q, docs in top.items():
+        assert run[q] == pytest.approx(docs, rel=1e-5)
+
+    run = build_teacher(f"bi-encoder:{MODEL}").score(queries, candidates, data.corpus, show_progress=False)
+    for q, ids in candidates.items():
+        query = bi_encoder.encode_queries([queries[q].text])[0]
+        passages = bi_encoder.encode_passages([data.corpus[d].full_text() for d in ids])
+        assert [run[q][d] for d in ids] == pytest.approx((passages @ query).tolist(), abs=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from retrodistill.data.records import Document
 from retrodistill.errors import ConfigError, MissingDependencyError
 from retrodistill.retrieval.base import Retriever
@@ -57,6 +59,24 @@ class BM25sRetriever(Retriever):
         self._doc_ids = [doc.doc_id for doc in docs]
         self._model = self._bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         self._model.index(self._tokenize([doc.full_text() for doc in docs]), show_progress=False)
+
+    @property
+    def doc_ids(self) -> list[str]:
+        """Indexed doc ids, in the order of :meth:`score_all`'s columns."""
+        return list(self._doc_ids)
+
+    def score_all(self, text: str) -> np.ndarray:
+        """BM25 scores of ``text`` against every indexed document (float32, index order); 0 where no term matches."""
+        if self._model is None:
+            raise ConfigError("index a corpus before scoring")
+        tokens = self._bm25s.tokenize(
+            [text], stopwords=self.stopwords, stemmer=self._stemmer, return_ids=False, show_progress=False
+        )[0]
+        vocab = self._model.vocab_dict
+        known = [t for t in tokens if t in vocab]
+        if not known:
+            return np.zeros(len(self._doc_ids), dtype=np.float32)
+        return np.asarray(self._model.get_scores(known), dtype=np.float32)
 
     def _search(self, texts: list[str], k: int) -> list[list[tuple[str, float]]]:
         k = min(k, len(self._doc_ids))

@@ -17,6 +17,7 @@ TEACHERS.register(
 TEACHERS.register(
     "bi-encoder", "retrodistill.teachers.bi_encoder:BiEncoderTeacher", "sentence-transformers bi-encoder: cosine"
 )
+TEACHERS.register("bm25", "retrodistill.teachers.bm25:BM25Teacher", "BM25 (bm25s) over the scored corpus")
 TEACHERS.register("llm", "retrodistill.teachers.llm:LLMTeacher", "causal LM: mode=ql|yesno|prp|listwise, gguf_file=")
 
 
