@@ -281,3 +281,40 @@ def test_without_matplotlib_the_page_has_every_number_and_says_the_plots_are_lef
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     cells = metric_cells(page)
     assert all(cells[(s["name"], m)]["v"] == f"{v:.4f}" for s in metrics["systems"] for m, v in s["metrics"].items())
+
+
+def test_an_ensemble_run_lists_each_teacher_and_the_fused_store_with_their_fingerprints(
+    eval_dir, scifact_slice, tmp_path
+):
+    """The teach stage of ``distill`` for two BM25 teachers (their stores and the fused one), and eval's folder
+    as the work_dir's ``eval/``: the page names each store's recorded fingerprint against its spec."""
+    from retrodistill.atomic import write_json
+    from retrodistill.pipeline import DistillConfig, teach
+
+    work = tmp_path / "ensemble"
+    config = DistillConfig(
+        train_dataset=str(scifact_slice),
+        train_split="test",
+        teacher=["bm25", "bm25,k1=1.5,b=0.75"],
+        depth=4,
+        max_train_queries=3,
+        work_dir=str(work),
+    )
+    teach(config, show_progress=False)
+    write_json(work / "config.json", {"retrodistill_version": "0", "config": config.model_dump()})
+    shutil.copytree(eval_dir, work / "eval")
+    stores = [work / "teachers" / "0-bm25.sqlite", work / "teachers" / "1-bm25.sqlite", work / "teacher_scores.sqlite"]
+    fingerprints = []
+    for store in stores:
+        with sqlite3.connect(store) as con:
+            fingerprints.append(con.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()[0])
+    assert len(set(fingerprints)) == 3
+
+    out = tmp_path / "page.html"
+    assert main(["-q", "report", str(work), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    rows = [row for row in text.split("<tr>") if "<code>" in row]
+    expected = zip(["bm25", "bm25,k1=1.5,b=0.75", "ensemble of 2"], fingerprints, stores, strict=True)
+    assert len(rows) == 3
+    for row, (spec, fingerprint, store) in zip(rows, expected, strict=True):
+        assert row.startswith(f"<td>{spec}</td>") and f"<code>{fingerprint}</code>" in row and str(store) in row
