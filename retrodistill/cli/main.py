@@ -21,6 +21,7 @@ COMMANDS = {
     "train": "retrodistill.cli.train_cmd",
     "distill": "retrodistill.cli.distill_cmd",
     "generate": "retrodistill.cli.generate_cmd",
+    "report": "retrodistill.cli.report_cmd",
 }
 
 
