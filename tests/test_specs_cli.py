@@ -62,7 +62,7 @@ def test_eval_system(scifact_slice, tmp_path, spec, message):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("mono:x", "unknown re-ranker 'mono'; choose one of: dense, colbert, cross-encoder, llm, run"),
+        ("mono:x", "unknown re-ranker 'mono'; choose one of: dense, colbert, cross-encoder, bi-encoder, bm25, llm, run"),
         (f"cross-encoder:{NO_MODEL},foo=1", "unknown option 'foo' for cross-encoder"),
         (f"llm:{NO_MODEL},mode=yesno,chat=maybe", "bad value chat='maybe' for llm: input should be a valid boolean"),
         (f"llm:{NO_MODEL},mode=pairs", "bad value mode='pairs' for llm: input should be 'ql', 'yesno', 'prp'"),
@@ -89,7 +89,7 @@ def _teach(dataset: Path, store: Path, teacher: str, *extra: str) -> tuple[str, 
 @pytest.mark.parametrize(
     ("teacher", "message"),
     [
-        ("mono:x", "unknown teacher 'mono'; choose one of: cross-encoder, llm"),
+        ("mono:x", "unknown teacher 'mono'; choose one of: cross-encoder, bi-encoder, bm25, llm"),
         (f"cross-encoder:{NO_MODEL},foo=1", "unknown option 'foo' for cross-encoder; it takes: batch_size"),
         (f"cross-encoder:{NO_MODEL},batch_size=abc", "bad value batch_size='abc' for cross-encoder"),
         (f"llm:{NO_MODEL},sytem=be brief", "unknown option 'sytem' for llm"),
