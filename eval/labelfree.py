@@ -59,20 +59,37 @@ def main() -> None:
         if name != "default":
             raw["teacher_eval_depth"] = 0
         config = DistillConfig(**raw)
-        work = Path(config.work_dir)
-        if (
-            config.generate is not None
-            and not (work / "queries.sqlite").exists()
-            and (root / "queries.sqlite").exists()
-        ):
-            work.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / "queries.sqlite", work / "queries.sqlite")
+        if name != "default":
+            _seed_from_default(config, DistillConfig(**{**base, "work_dir": str(root)}))
         started = time.perf_counter()
         result = run_distill(config)
         runs[name] = {"report": result.report, "stages": result.stages, "seconds": time.perf_counter() - started}
     if args.only:
         return
     _write_table(spec.get("name") or args.config.stem, base, variants, runs, args.out)
+
+
+def _seed_from_default(config: Any, default: Any) -> None:
+    """Copy the default run's stores that this variant would compute again: the query store when both
+    generate, and each teacher's store when the teacher, the corpus and the candidate settings are the same
+    (store keys are (query, passage), so a variant reads only the pairs it asks for)."""
+    work, root = Path(config.work_dir), Path(default.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    copies = []
+    if config.generate is not None and default.generate is not None:
+        copies.append((root / "queries.sqlite", work / "queries.sqlite"))
+    same = ("train_dataset", "generate", "candidates", "depth", "force_positives")
+    if all((getattr(config, k) is None) == (getattr(default, k) is None) for k in same[1:2]) and all(
+        getattr(config, k) == getattr(default, k) for k in (same[0], *same[2:])
+    ):
+        mine = dict(zip(config.teachers, config.member_store_paths(), strict=True))
+        for spec, path in zip(default.teachers, default.member_store_paths(), strict=True):
+            if spec in mine:
+                copies.append((path, mine[spec]))
+    for source, target in copies:
+        if source.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
 
 
 def _supervised(name: str, raw: dict[str, Any], work: Path) -> dict[str, Any]:

@@ -62,7 +62,10 @@ def test_eval_system(scifact_slice, tmp_path, spec, message):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("mono:x", "unknown re-ranker 'mono'; choose one of: dense, colbert, cross-encoder, bi-encoder, bm25, llm, run"),
+        (
+            "mono:x",
+            "unknown re-ranker 'mono'; choose one of: dense, colbert, cross-encoder, bi-encoder, bm25, llm, run",
+        ),
         (f"cross-encoder:{NO_MODEL},foo=1", "unknown option 'foo' for cross-encoder"),
         (f"llm:{NO_MODEL},mode=yesno,chat=maybe", "bad value chat='maybe' for llm: input should be a valid boolean"),
         (f"llm:{NO_MODEL},mode=pairs", "bad value mode='pairs' for llm: input should be 'ql', 'yesno', 'prp'"),
