@@ -17,6 +17,8 @@ systems (--system KIND[:ARG][,key=value...], repeatable):
 with --candidates, systems re-rank the candidate lists: dense:MODEL, colbert:MODEL (exact MaxSim),
 cross-encoder:MODEL, llm:MODEL,mode=ql|yesno|prp|listwise (teachers), run:FILE.
   a re-ranker takes interpolate=W to mix W * z(its scores) + (1-W) * z(candidate scores) (tune W on dev).
+  a retriever spec as --candidates retrieves --k per query; re-rankers re-score the top --depth and the
+  rest keep their first-stage order below. ‡ marks a value computed on lists shorter than its cutoff.
 
 examples:
   retrodistill eval --dataset beir/scifact/test --system bm25s --system dense:sentence-transformers/all-MiniLM-L6-v2
@@ -44,8 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", help="rank_llm JSON, TREC run, or a retriever spec (bm25s) to re-rank")
     p.add_argument("--system", "-s", action="append", dest="systems", help="system spec (repeatable)")
     p.add_argument("--measure", "-m", action="append", dest="measures", help="ir_measures name (repeatable)")
-    p.add_argument("--k", type=int, help="documents retrieved per query (default 1000)")
-    p.add_argument("--depth", type=int, help="re-rank only the top DEPTH candidates")
+    p.add_argument("--k", type=int, help="documents retrieved per query, by --candidates SPEC too (default 1000)")
+    p.add_argument(
+        "--depth", type=int, help="candidates each re-ranker re-scores per query (default 100); the rest stay below"
+    )
     p.add_argument("--baseline", help="system name the others are tested against (default: first row)")
     p.add_argument("--significance", choices=["t-test", "randomization"], help="paired test (default t-test)")
     p.add_argument("--output", "-o", help="output folder (default eval/runs/<dataset>-<time>)")

@@ -44,6 +44,15 @@ def read_rankllm_candidates(path: str | os.PathLike[str]) -> tuple[Run, dict[str
     return run, docs, queries
 
 
+def task_name(qrels_path: str | os.PathLike[str], candidates_path: str | os.PathLike[str]) -> str:
+    """The dataset a task names, not a path: ``dl19`` for rank_llm's ``retrieve_results_dl19.json.gz``,
+    else the qrels file's name without its extension (``2019qrels-pass``)."""
+    stem = Path(candidates_path).name.split(".")[0]
+    if stem.startswith("retrieve_results_") and stem != "retrieve_results_":
+        return stem.removeprefix("retrieve_results_")
+    return Path(qrels_path).name.split(".")[0]
+
+
 def load_rerank_task(
     qrels_path: str | os.PathLike[str],
     candidates_path: str | os.PathLike[str],
@@ -64,7 +73,7 @@ def load_rerank_task(
         raise DataError("no judged query has candidates; do these qrels match the candidate file?", str(qrels_path))
     run = {qid: run[qid] for qid in qrels}
     return build_dataset(
-        name or f"{Path(candidates_path).parent.name}/{Path(candidates_path).name.split('.')[0]}",
+        name or task_name(qrels_path, candidates_path),
         docs,
         queries,
         qrels,

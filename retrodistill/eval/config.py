@@ -15,7 +15,10 @@ class EvalConfig(BaseModel):
 
     Either ``dataset`` (an ir_datasets id or a BEIR folder) or ``qrels`` + ``candidates``
     (a re-ranking task such as TREC DL top-100 lists) must be given. With ``candidates``,
-    each system re-ranks the candidate lists; the candidates themselves form the first row.
+    each system re-ranks the candidate lists; the candidates themselves form the first row. A retriever
+    spec in ``candidates`` retrieves ``k`` documents per query; a re-ranker re-scores the top ``depth`` of
+    each list and the candidates below keep their first-stage order beneath them, so every row ranks
+    the same documents and a measure at any cutoff up to ``k`` means what it says.
     ``systems`` holds spec strings as typed, or ``SystemSpec`` records (what stages that build
     specs from paths pass). Every system and a retriever spec in ``candidates`` are checked here,
     before any data or model loads.
@@ -30,8 +33,10 @@ class EvalConfig(BaseModel):
     candidates: str | None = Field(None, description="rank_llm JSON, a TREC run, or a retriever spec such as bm25s")
     systems: list[str | SystemSpec] = Field(default_factory=list)
     measures: list[str] = Field(default_factory=lambda: list(DEFAULT_MEASURES))
-    k: int = Field(1000, ge=1, description="documents retrieved per query")
-    depth: int | None = Field(None, ge=1, description="re-rank only the top `depth` candidates")
+    k: int = Field(1000, ge=1, description="documents retrieved per query (by a retriever spec in candidates too)")
+    depth: int | None = Field(
+        100, ge=1, description="candidates each re-ranker re-scores per query (None: all); the rest keep their order"
+    )
     baseline: str | None = None
     significance: Literal["t-test", "randomization"] = "t-test"
     alpha: float = Field(0.05, gt=0, lt=1)

@@ -27,6 +27,8 @@ class SystemResult:
     seconds: float
     peak_rss_mb: float
     pvalues: dict[str, float] = field(default_factory=dict)
+    longest: int = 0  # the most documents the run ranks for one judged query
+    truncated: dict[str, int] = field(default_factory=dict)  # measure -> longest, where shorter than its cutoff
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Report:
     baseline: str
     results: list[SystemResult]
     output_dir: Path | None = None
+    depth: int | None = None  # candidates each re-ranker re-scored per query (re-ranking mode only)
 
 
 def peak_rss_mb() -> float:
@@ -69,11 +72,15 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
     queries = dataset.judged_queries()
     results: list[SystemResult] = []
 
-    def record(spec: SystemSpec | str, run: Run, seconds: float) -> None:
+    def record(spec: SystemSpec | str, run: Run, seconds: float, text: str | None = None) -> None:
         name = spec.name if isinstance(spec, SystemSpec) else spec
-        text = name if isinstance(spec, str) else ",".join([name, *(f"{k}={v}" for k, v in spec.options.items())])
+        if text is None:
+            text = name if isinstance(spec, str) else ",".join([name, *(f"{k}={v}" for k, v in spec.options.items())])
         evaluation = evaluate(run, dataset.qrels, config.measures)
-        results.append(SystemResult(name, text, run, evaluation, seconds, peak_rss_mb()))
+        longest = max((len(run.get(q, {})) for q in dataset.qrels), default=0)
+        truncated = truncated_measures(longest, measure_names, len(dataset.corpus))
+        rss = peak_rss_mb()
+        results.append(SystemResult(name, text, run, evaluation, seconds, rss, longest=longest, truncated=truncated))
         log.info("%s: %s (%.1f s)", name, _fmt(evaluation.aggregate), seconds)
 
     candidates = dataset.candidates
@@ -82,9 +89,10 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
         if candidates is None:
             from retrodistill.retrieval.first_stage import first_stage
 
-            candidates = first_stage(config.candidates, dataset, config.depth or 100, show_progress, config.cache_dir)
-        cand_name = "candidates" if dataset.candidates is not None else parse_spec(config.candidates).name
-        record(cand_name, candidates, time.perf_counter() - start)
+            candidates = first_stage(config.candidates, dataset, config.k, show_progress, config.cache_dir)
+        from_file = dataset.candidates is not None or Path(config.candidates).is_file()
+        cand_name = "candidates" if from_file else parse_spec(config.candidates).name
+        record(cand_name, candidates, time.perf_counter() - start, config.candidates)
 
     for system in systems:
         start = time.perf_counter()
@@ -105,7 +113,11 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
 
     baseline = config.baseline or results[0].name
     add_significance(results, baseline, list(dataset.qrels), measure_names, config.significance)
-    return Report(config, dataset.name, len(queries), len(dataset.corpus), measure_names, baseline, results)
+    depth = None
+    if rerank_mode:
+        depth = min(config.depth or results[0].longest, results[0].longest)
+    n_docs = len(dataset.corpus)
+    return Report(config, dataset.name, len(queries), n_docs, measure_names, baseline, results, depth=depth)
 
 
 def add_significance(
@@ -133,7 +145,26 @@ def combine_reports(reports: list[Report], baseline: str) -> Report:
     _check_unique([r.name for r in results])
     qids = list(first.results[0].evaluation.per_query[first.measures[0]])
     add_significance(results, baseline, qids, first.measures, first.config.significance)
-    return Report(first.config, first.dataset, first.n_queries, first.n_docs, first.measures, baseline, results)
+    depth = next((r.depth for r in reports if r.depth is not None), None)
+    return Report(
+        first.config, first.dataset, first.n_queries, first.n_docs, first.measures, baseline, results, depth=depth
+    )
+
+
+def truncated_measures(longest: int, measures: list[str], n_docs: int) -> dict[str, int]:
+    """Measures whose cutoff exceeds a run's ``longest`` list (and the corpus), mapped to that length.
+
+    ``R@100`` of a run holding at most 30 documents per query is recall at 30, not at 100; such a value
+    is labelled, not dropped. Measures without a cutoff (``AP``) are taken over the whole list as usual.
+    """
+    import ir_measures
+
+    limits: dict[str, int] = {}
+    for name in measures:
+        cutoff = ir_measures.parse_measure(name).params.get("cutoff")
+        if cutoff is not None and longest < min(cutoff, n_docs):
+            limits[name] = longest
+    return limits
 
 
 def _read_run(spec: SystemSpec) -> Run:

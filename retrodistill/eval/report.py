@@ -18,14 +18,20 @@ def default_output_dir(report: Report) -> Path:
     return Path("eval") / "runs" / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+TRUNCATED = "computed on lists of at most {n} docs per query"
+
+
 def render_table(report: Report) -> object:
-    """A rich Table: one row per system; a dagger marks p < alpha against the baseline."""
+    """A rich Table: one row per system; a dagger marks p < alpha against the baseline.
+
+    A double dagger marks a value computed on lists shorter than its measure's cutoff (the caption
+    says how short); in re-ranking mode the caption says how many candidates were re-ranked.
+    """
     from rich.table import Table
 
     alpha = report.config.alpha
     table = Table(
-        title=f"{report.dataset}: {report.n_queries} queries, {report.n_docs} docs",
-        caption=f"† p < {alpha} vs {report.baseline} ({report.config.significance}, paired, per query)",
+        title=f"{report.dataset}: {report.n_queries} queries, {report.n_docs} docs", caption="\n".join(captions(report))
     )
     table.add_column("system", style="bold")
     for measure in report.measures:
@@ -37,13 +43,33 @@ def render_table(report: Report) -> object:
         for measure in report.measures:
             value = f"{result.evaluation.aggregate[measure]:.4f}"
             p = result.pvalues.get(measure)
-            cells.append(value + (" †" if p is not None and p < alpha else ("  " if p is not None else "")))
+            value += " †" if p is not None and p < alpha else ("  " if p is not None else "")
+            cells.append(value + (" ‡" if measure in result.truncated else ""))
         name = result.name + (" (baseline)" if result.name == report.baseline else "")
         table.add_row(name, *cells, f"{result.seconds:.1f}", f"{result.peak_rss_mb:.0f}")
     return table
 
 
+def captions(report: Report) -> list[str]:
+    """The table's notes: what a dagger tests, what a double dagger truncates, how deep re-ranking went."""
+    lines = []
+    if any(r.pvalues for r in report.results):
+        test = report.config.significance
+        lines.append(f"† p < {report.config.alpha} vs {report.baseline} ({test}, paired, per query)")
+    groups: dict[tuple[str, int], list[str]] = {}
+    for result in report.results:
+        for measure, n in result.truncated.items():
+            groups.setdefault((measure, n), []).append(result.name)
+    for (measure, n), names in groups.items():
+        lines.append(f"‡ {measure} {TRUNCATED.format(n=n)}: {', '.join(names)}")
+    if report.depth is not None and len(report.results) > 1:
+        top = f"re-rankers re-score the top {report.depth} candidates per query"
+        lines.append(f"{top}; the rest keep their first-stage order below")
+    return lines
+
+
 def metrics_json(report: Report) -> dict[str, object]:
+    rerank = {"candidates": report.config.candidates, "depth": report.depth}
     return {
         "retrodistill_version": __version__,
         "dataset": report.dataset,
@@ -51,6 +77,7 @@ def metrics_json(report: Report) -> dict[str, object]:
         "documents": report.n_docs,
         "baseline": report.baseline,
         "significance": report.config.significance,
+        **({"rerank": rerank} if report.depth is not None else {}),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "systems": [
             {
@@ -58,6 +85,8 @@ def metrics_json(report: Report) -> dict[str, object]:
                 "spec": r.spec,
                 "metrics": r.evaluation.aggregate,
                 "p_values": r.pvalues,
+                "longest_list": r.longest,
+                "truncated": {m: TRUNCATED.format(n=n) for m, n in r.truncated.items()},
                 "seconds": round(r.seconds, 3),
                 "peak_rss_mib": round(r.peak_rss_mb, 1),
                 "per_query": r.evaluation.per_query,

@@ -36,7 +36,7 @@ class BiEncoderReranker:
         ranked, lists = rank_lists(queries, candidates, depth)
         doc_ids = sorted({did for ids in lists.values() for did in ids})
         row = {did: i for i, did in enumerate(doc_ids)}
-        passages = self.encoder.encode_passages([corpus[d].full_text() for d in doc_ids], show_progress=show_progress)
+        passages = self._encode_passages([corpus[d].full_text() for d in doc_ids], show_progress)
         qids = list(lists)
         query_vecs = self.encoder.encode_queries([queries[q].text for q in qids])
         run: Run = {}
@@ -45,6 +45,21 @@ class BiEncoderReranker:
             scores = passages[[row[d] for d in ids]] @ qvec
             run[qid] = with_tail({d: float(s) for d, s in zip(ids, np.asarray(scores), strict=True)}, ranked[qid])
         return run
+
+    def _encode_passages(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        """Embeddings of ``texts`` in order, encoded longest first in chunks under one named progress bar."""
+        from tqdm.auto import tqdm
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        chunk = 16 * self.encoder.batch_size
+        desc = "dense re-rank: encode candidates"
+        with tqdm(total=len(texts), desc=desc, unit="doc", disable=not show_progress) as bar:
+            for start in range(0, len(texts), chunk):
+                rows = order[start : start + chunk]
+                out[rows] = self.encoder.encode_passages([texts[r] for r in rows])
+                bar.update(len(rows))
+        return out
 
 
 def rank_lists(
