@@ -62,6 +62,7 @@ demo: $(STAMP) irds
 	$(BIN)/retrodistill distill eval/configs/demo/distill-scifact.json
 	@echo "== index + serve: index the distilled student and answer one query over HTTP"
 	BIN=$(BIN) bash serve/demo_query.sh eval/runs/demo/student/model indexes/scifact-demo
+	$(BIN)/retrodistill report eval/runs/demo --out eval/runs/demo/report.html
 
 test: $(STAMP) irds java chromium
 	$(BIN)/ruff check retrodistill tests

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="one self-contained HTML page from eval / distill output folders",
-        description="Write one HTML page (plots inlined, no external assets): metrics with 95%% confidence "
+        description="Write one HTML page (plots inlined, no external assets): metrics with 95% confidence "
         "intervals and paired significance, per-query wins / losses / ties against the baseline, quality "
         "against time, training curves and provenance.",
         epilog=EPILOG,
