@@ -207,3 +207,33 @@ def test_llm_to_cross_encoder_chain_feeds_the_student(corpus_file, tmp_path):
     assert "teach cross-encoder" in stages and "teach bm25" in stages
     with pytest.raises(ValueError, match=r"cross_encoder\.loss is set by the chain"):
         DistillConfig(**_config(corpus_file, work, teacher="bm25", chain={**chain, "cross_encoder": {"loss": "x"}}))
+
+
+def test_teach_on_a_bare_corpus_points_at_generate(corpus_file, tmp_path):
+    """A folder holding only a corpus is not refused with a bare 'no qrels': the line names the way forward."""
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    (folder / "corpus.jsonl").write_bytes(corpus_file.read_bytes())
+    store = tmp_path / "s.sqlite"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "retrodistill.cli.main",
+            "-q",
+            "teach",
+            "-t",
+            "bm25",
+            "-s",
+            str(store),
+            "-d",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "retrodistill generate --corpus" in lines[0] and "--split generated" in lines[0]
+    assert not store.exists()

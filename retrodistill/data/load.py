@@ -38,7 +38,14 @@ def check_dataset(spec: str, split: str = "test") -> None:
     if folder is not None:
         if not (folder / "qrels" / f"{split}.tsv").is_file():
             available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
-            raise DataError(f"no qrels for split {split!r}; available splits: {', '.join(available) or 'none'}", spec)
+            if not available:
+                raise DataError(
+                    "no queries or qrels here, only a corpus? write training queries with `retrodistill generate "
+                    "--corpus FOLDER --out q.sqlite --export GEN` and use GEN with --split generated, or run "
+                    "`distill` with a generate block",
+                    spec,
+                )
+            raise DataError(f"no qrels for split {split!r}; available splits: {', '.join(available)}", spec)
         return
     try:
         import ir_datasets
