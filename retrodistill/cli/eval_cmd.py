@@ -10,6 +10,7 @@ systems (--system KIND[:ARG][,key=value...], repeatable):
   bm25s                     BM25 with bm25s (k1, b, method, stopwords, stemmer)
   pyserini                  Lucene BM25 via pyserini 0.22.1 (k1, b, threads, index_dir); see README
   dense:MODEL               sentence-transformers model id or folder (index=flat|numpy, batch_size, ...)
+  hybrid:MODEL              bm25s + dense:MODEL fused per query (method=rrf|zscore, weight, rrf_k, pool)
   run:FILE                  a TREC run file, evaluated as-is
   index:DIR                 an index directory from `retrodistill index build` (nprobe, efSearch, batch_size)
   server:URL                a running `retrodistill serve` (api_key, batch, rerank); --k at most its max_k

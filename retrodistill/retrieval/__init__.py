@@ -16,6 +16,9 @@ RETRIEVERS.register(
 RETRIEVERS.register(
     "dense", "retrodistill.retrieval.dense:DenseRetriever", "a sentence-transformers model, exact or FAISS search"
 )
+RETRIEVERS.register(
+    "hybrid", "retrodistill.retrieval.hybrid:HybridRetriever", "bm25s + dense:MODEL fused (method=rrf|zscore)"
+)
 RETRIEVERS.register("index", "retrodistill.retrieval.index_dir:IndexDirRetriever", "an index directory: index:PATH")
 RETRIEVERS.register("server", "retrodistill.retrieval.server:ServerRetriever", "a running server: server:URL")
 
