@@ -46,7 +46,9 @@ class ErrorResponse(BaseModel):
 class Hit(BaseModel):
     rank: int = Field(description="1-based position")
     doc_id: str
-    score: float = Field(description="ranking score: cross-encoder output when re-ranked, else retrieval_score")
+    score: float = Field(
+        description="ranking score: the re-ranker's or teacher's output when re-ranked, else retrieval_score"
+    )
     retrieval_score: float = Field(
         description="first-stage score: inner product of query and document embeddings (BM25 in a bm25 column)"
     )
