@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "top k in POST /compare",
     )
     p.add_argument(
-        "--api-key", help="require this key in the X-API-Key header of /search; not blank (prefer the env var)"
+        "--api-key", help="require this key in the X-API-Key header of /search and /compare; not blank (prefer env)"
     )
     p.add_argument("--max-batch", type=int, help="queries per encoder forward (default 32; 1 = no batching)")
     p.add_argument("--max-wait-ms", type=float, help="how long a batch waits for more queries (default 1)")
