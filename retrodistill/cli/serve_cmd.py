@@ -12,6 +12,7 @@ examples:
   retrodistill serve indexes/scifact-minilm-flat --port 8000
   curl -s localhost:8000/search -H 'Content-Type: application/json' -d '{"query": "vitamin D and covid", "k": 5}'
   RETRODISTILL_API_KEY=secret retrodistill serve indexes/x --reranker cross-encoder/ms-marco-MiniLM-L6-v2
+  retrodistill serve indexes/x --bm25 --teacher bm25   # side by side: tick "side by side" on the page, or POST /compare
 """
 
 
@@ -19,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve an index directory over HTTP (search API, metrics, web page)",
-        description="Serve POST /search, /health, /ready, /metrics, /info, /docs and a search page at / "
+        description="Serve POST /search, POST /compare, /health, /ready, /metrics, /info, /docs and a search page at / "
         "for an index directory built by `retrodistill index build`.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -30,7 +31,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="query encoder path/id (default: the manifest's; must be the same weights)")
     p.add_argument("--reranker", help='sentence-transformers CrossEncoder id or path; enables "rerank": true')
     p.add_argument(
-        "--api-key", help="require this key in the X-API-Key header of /search; not blank (prefer the env var)"
+        "--bm25",
+        action="store_true",
+        default=None,
+        help="build a BM25 index (bm25s) of the doc store at start: a column of POST /compare and the page",
+    )
+    p.add_argument(
+        "--teacher",
+        help="teacher spec (bm25, bi-encoder:MODEL, cross-encoder:MODEL, ...) re-ranking the student's "
+        "top k in POST /compare",
+    )
+    p.add_argument(
+        "--api-key", help="require this key in the X-API-Key header of /search and /compare; not blank (prefer env)"
     )
     p.add_argument("--max-batch", type=int, help="queries per encoder forward (default 32; 1 = no batching)")
     p.add_argument("--max-wait-ms", type=float, help="how long a batch waits for more queries (default 1)")
@@ -61,6 +73,8 @@ FIELDS = (
     "port",
     "model",
     "reranker",
+    "bm25",
+    "teacher",
     "api_key",
     "max_batch",
     "max_wait_ms",
@@ -100,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
     if not values["index_dir"] and not os.environ.get("RETRODISTILL_INDEX_DIR"):
         raise ConfigError("give an index directory: retrodistill serve INDEX_DIR (or set RETRODISTILL_INDEX_DIR)")
     settings = ServeSettings.from_env(values)
-    service = SearchService(settings)
+    teacher = None
+    if settings.teacher:
+        from retrodistill.teachers import build_teacher
+
+        teacher = build_teacher(settings.teacher)
+    service = SearchService(settings, teacher=teacher)
     app = create_app(settings, service=service)
     uvicorn.run(
         app,

@@ -1,9 +1,11 @@
 """The FastAPI app: ``create_app(settings)`` builds it; nothing is loaded at import.
 
-Endpoints: ``POST /search``, ``GET /health`` (liveness), ``GET /ready`` (503 until the index and model
-are loaded and a probe query went through every part), ``GET /metrics`` (Prometheus), ``GET /info``
-(the index manifest and limits; local paths and the full configuration only with the API key),
-``GET /`` (a search page), and FastAPI's ``/docs`` and ``/openapi.json``. Every error is a JSON body
+Endpoints: ``POST /search``, ``POST /compare`` (one query through several systems side by side, each
+timed: BM25, the student, the re-ranker, the teacher, as the server offers them), ``GET /health``
+(liveness), ``GET /ready`` (503 until the index and model are loaded and a probe query went through
+every part), ``GET /metrics`` (Prometheus), ``GET /info`` (the index manifest and limits; local paths
+and the full configuration only with the API key), ``GET /`` (a search page), and FastAPI's ``/docs``
+and ``/openapi.json``. Every error is a JSON body
 ``{"error": message, "detail": ...}`` with a 4xx status for bad input. The guards that run before any
 work (key, body size and deadline, cost) are in ``retrodistill.serve.guard``.
 
@@ -31,7 +33,7 @@ from retrodistill import __version__
 from retrodistill.serve.batching import MicroBatcher
 from retrodistill.serve.guard import KEY_MESSAGE, Guard, check_cost, key_status, scrub_paths, scrub_text
 from retrodistill.serve.metrics import Metrics
-from retrodistill.serve.settings import ServeSettings
+from retrodistill.serve.settings import ENABLE, SYSTEMS, ServeSettings
 
 log = logging.getLogger("retrodistill.serve")
 
@@ -44,8 +46,12 @@ class ErrorResponse(BaseModel):
 class Hit(BaseModel):
     rank: int = Field(description="1-based position")
     doc_id: str
-    score: float = Field(description="ranking score: cross-encoder output when re-ranked, else retrieval_score")
-    retrieval_score: float = Field(description="inner product of query and document embeddings (cosine)")
+    score: float = Field(
+        description="ranking score: the re-ranker's or teacher's output when re-ranked, else retrieval_score"
+    )
+    retrieval_score: float = Field(
+        description="first-stage score: inner product of query and document embeddings (BM25 in a bm25 column)"
+    )
     title: str
     snippet: str
 
@@ -59,6 +65,23 @@ class SearchResponse(BaseModel):
     results: list[QueryResult] = Field(description="one entry per query, in request order")
     k: int
     reranked: bool
+    latency_ms: float = Field(description="time spent in the server on this request")
+
+
+class Column(BaseModel):
+    system: str = Field(description="bm25, student, reranker or teacher")
+    label: str = Field(description="what ranked this column, in words")
+    hits: list[Hit]
+    latency_ms: float = Field(
+        description="time to rank this column and read its documents (re-rankers: with the "
+        "student's first stage they re-rank)"
+    )
+
+
+class CompareResponse(BaseModel):
+    query: str
+    k: int
+    columns: list[Column] = Field(description="one per system, in request order")
     latency_ms: float = Field(description="time spent in the server on this request")
 
 
@@ -102,6 +125,40 @@ def _request_model(settings: ServeSettings) -> type[BaseModel]:
     return SearchRequest
 
 
+def _compare_model(settings: ServeSettings) -> type[BaseModel]:
+    system_name = Annotated[str, StringConstraints(min_length=1, max_length=40, strict=True)]
+
+    class CompareRequest(BaseModel):
+        """One ``query``, ``k`` results from each of ``systems`` (default: every one the server offers)."""
+
+        model_config = ConfigDict(
+            extra="forbid", json_schema_extra={"examples": [{"query": "how do vaccines work", "k": 10}]}
+        )
+
+        query: Annotated[
+            str, StringConstraints(min_length=1, max_length=settings.max_query_chars, pattern=r"\S", strict=True)
+        ]
+        k: int = Field(settings.default_k, ge=1, le=settings.max_k, strict=True, description="results per column")
+        systems: list[system_name] | None = Field(
+            None,
+            min_length=1,
+            max_length=len(SYSTEMS),
+            description=f"columns, in order, from {', '.join(SYSTEMS)} (400 for one the server does not offer)",
+        )
+
+    return CompareRequest
+
+
+def _labels(settings: ServeSettings) -> dict[str, str]:
+    teacher = (settings.teacher or "").split(":", 1)[0].split(",", 1)[0]
+    return {
+        "bm25": "BM25 (bm25s)",
+        "student": "student (dense index)",
+        "reranker": "re-ranker: cross-encoder on the student's top k",
+        "teacher": f"teacher: {teacher} on the student's top k",
+    }
+
+
 class _State:
     def __init__(self, settings: ServeSettings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
@@ -143,6 +200,8 @@ def create_app(
     metrics = Metrics()
     state = _State(settings, metrics)
     SearchRequest = _request_model(settings)
+    CompareRequest = _compare_model(settings)
+    labels = _labels(settings)
     errors = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503)}
 
     @asynccontextmanager
@@ -263,6 +322,62 @@ def create_app(
         ]
         latency = 1000 * (time.perf_counter() - start)
         return SearchResponse(results=results, k=body.k, reranked=body.rerank, latency_ms=round(latency, 3))
+
+    def chosen_systems(asked: list[str] | None) -> list[str]:
+        offered = settings.systems()
+        systems = list(dict.fromkeys(asked or offered))
+        for name in systems:
+            if name not in SYSTEMS:
+                raise HTTPException(
+                    400, f"unknown system {name!r}; choose from {', '.join(SYSTEMS)} (here: {', '.join(offered)})"
+                )
+            if name not in offered:
+                raise HTTPException(400, f"system {name!r} is not enabled on this server; start it with {ENABLE[name]}")
+        return systems
+
+    @app.post(
+        "/compare",
+        response_model=CompareResponse,
+        responses=errors,
+        summary="one query through several systems side by side, each column timed",
+        dependencies=[Depends(check_key)],
+    )
+    async def compare(body: CompareRequest) -> CompareResponse:  # type: ignore[valid-type]
+        start = time.perf_counter()
+        svc = ready_service()
+        systems = chosen_systems(body.systems)
+        check_cost([body.query], body.k, bool({"reranker", "teacher"} & set(systems)), settings)
+        first: list[Any] = []
+
+        async def student_hits() -> tuple[list[Any], float]:
+            if not first:
+                began = time.perf_counter()
+                hits = (await state.batcher.submit([(body.query, body.k)]))[0]
+                first.extend([hits, 1000 * (time.perf_counter() - began)])
+            return first[0], first[1]
+
+        columns = []
+        for name in systems:
+            began, before = time.perf_counter(), 0.0
+            if name == "bm25":
+                rows = svc.results(await asyncio.to_thread(svc.side.bm25_hits, body.query, body.k))
+            elif name == "student":
+                hits, before = await student_hits()
+                began = time.perf_counter()
+                rows = svc.results(hits)
+            else:
+                hits, before = await student_hits()
+                began = time.perf_counter()
+                if name == "reranker":
+                    rows = await asyncio.to_thread(svc.results, hits, body.query)
+                else:
+                    scores = await asyncio.to_thread(svc.side.teacher_scores, body.query, hits)
+                    rows = svc.results(hits, scores=scores)
+            took = before + 1000 * (time.perf_counter() - began)
+            hits_out = [Hit(**asdict(r)) for r in rows]
+            columns.append(Column(system=name, label=labels[name], hits=hits_out, latency_ms=round(took, 3)))
+        latency = 1000 * (time.perf_counter() - start)
+        return CompareResponse(query=body.query, k=body.k, columns=columns, latency_ms=round(latency, 3))
 
     return app
 

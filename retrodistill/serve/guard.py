@@ -36,7 +36,7 @@ class BodyTimeout(HTTPException):
 
 
 KEY_HEADER = b"x-api-key"
-KEYED_ROUTES = {("POST", "/search")}
+KEYED_ROUTES = {("POST", "/search"), ("POST", "/compare")}
 
 
 def key_status(scope: dict, settings: ServeSettings) -> str:

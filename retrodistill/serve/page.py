@@ -1,4 +1,8 @@
-"""The search page at ``/``: plain HTML and JavaScript (fetch to /search), no build step."""
+"""The search page at ``/``: plain HTML and JavaScript (fetch to /search), no build step.
+
+With "side by side" ticked, one query goes to /compare and each system the server offers (BM25, the
+student, the re-ranker, the teacher) gets a column with its own latency; unticked, the page shows the
+single /search list as before."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>retrodistill search</title>
+<link rel="icon" href="data:,">
 <style>
   body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
   form { display: flex; gap: .5rem; flex-wrap: wrap; }
@@ -22,6 +27,14 @@ PAGE = """<!doctype html>
   .title { font-weight: 600; }
   .docid { color: #666; font-family: monospace; }
   .snippet { color: #333; font-size: .92rem; }
+  body.wide { max-width: none; }
+  #columns { display: grid; grid-template-columns: repeat(auto-fit, minmax(16rem, 1fr)); gap: 1rem; }
+  #columns[hidden] { display: none; }
+  .column h2 { font-size: 1.05rem; margin: 0 0 .2rem; }
+  .column .latency { color: #555; margin: 0 0 .5rem; font-variant-numeric: tabular-nums; }
+  .column ol { padding-left: 1.6rem; margin: 0; }
+  .column li { padding: .3rem 0; border-bottom: 1px solid #ddd; }
+  .column .score { color: #555; font-size: .85rem; font-variant-numeric: tabular-nums; }
 </style>
 </head>
 <body>
@@ -30,6 +43,7 @@ PAGE = """<!doctype html>
   <input id="q" name="q" type="search" placeholder="Type a query" autocomplete="off" required autofocus>
   <label>k <input id="k" name="k" type="number" min="1" value="10"></label>
   <label><input id="rerank" type="checkbox"> re-rank</label>
+  <label><input id="compare" type="checkbox"> side by side</label>
   <input id="key" type="password" placeholder="API key (if needed)" autocomplete="off">
   <button id="go" type="submit">Search</button>
 </form>
@@ -38,11 +52,13 @@ PAGE = """<!doctype html>
   <thead><tr><th>#</th><th>document</th><th>score</th></tr></thead>
   <tbody></tbody>
 </table>
+<div id="columns" hidden></div>
 <script>
 const form = document.getElementById("search-form");
 const statusBox = document.getElementById("status");
 const table = document.getElementById("results");
 const body = table.querySelector("tbody");
+const columnsBox = document.getElementById("columns");
 const keyBox = document.getElementById("key");
 keyBox.value = sessionStorage.getItem("retrodistill-key") || "";
 
@@ -61,18 +77,49 @@ function block(className, text) {
   return div;
 }
 
+function showColumns(data, roundTrip) {
+  columnsBox.replaceChildren();
+  for (const column of data.columns) {
+    const section = document.createElement("section");
+    section.className = "column";
+    section.dataset.system = column.system;
+    const heading = document.createElement("h2");
+    heading.textContent = column.label;
+    const latency = block("latency", column.latency_ms.toFixed(1) + " ms");
+    latency.dataset.latencyMs = String(column.latency_ms);
+    const list = document.createElement("ol");
+    for (const hit of column.hits) {
+      const item = document.createElement("li");
+      item.className = "result";
+      item.dataset.docId = hit.doc_id;
+      item.append(block("title", hit.title || "(untitled)"), block("docid", hit.doc_id),
+        block("score", "score " + hit.score.toFixed(4)));
+      list.appendChild(item);
+    }
+    section.append(heading, latency, list);
+    columnsBox.appendChild(section);
+  }
+  document.body.classList.add("wide");
+  table.hidden = true; columnsBox.hidden = false;
+  statusBox.textContent = data.columns.length + " systems in " + data.latency_ms.toFixed(1) + " ms (server), "
+    + roundTrip.toFixed(1) + " ms round trip";
+  statusBox.dataset.latencyMs = String(data.latency_ms);
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const query = document.getElementById("q").value;
   const k = parseInt(document.getElementById("k").value, 10) || 10;
   const rerank = document.getElementById("rerank").checked;
+  const compare = document.getElementById("compare").checked;
   const headers = {"Content-Type": "application/json"};
   if (keyBox.value) { headers["X-API-Key"] = keyBox.value; sessionStorage.setItem("retrodistill-key", keyBox.value); }
   statusBox.className = ""; statusBox.textContent = "searching…";
   const started = performance.now();
+  const [path, payload] = compare ? ["/compare", {query, k}] : ["/search", {query, k, rerank}];
   let response, data;
   try {
-    response = await fetch("/search", {method: "POST", headers, body: JSON.stringify({query, k, rerank})});
+    response = await fetch(path, {method: "POST", headers, body: JSON.stringify(payload)});
     data = await response.json();
   } catch (err) {
     statusBox.className = "error"; statusBox.textContent = "request failed: " + err; return;
@@ -81,8 +128,11 @@ form.addEventListener("submit", async (event) => {
   if (!response.ok) {
     statusBox.className = "error";
     statusBox.textContent = "error " + response.status + ": " + (data.error || JSON.stringify(data));
-    table.hidden = true; return;
+    table.hidden = true; columnsBox.hidden = true; return;
   }
+  if (compare) { showColumns(data, roundTrip); return; }
+  document.body.classList.remove("wide");
+  columnsBox.hidden = true;
   body.replaceChildren();
   const hits = data.results[0].hits;
   for (const hit of hits) {

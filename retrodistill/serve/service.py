@@ -1,4 +1,5 @@
-"""What the server serves: an index directory, its query encoder and an optional cross-encoder."""
+"""What the server serves: an index directory, its query encoder, an optional cross-encoder, and the
+optional BM25 and teacher columns of /compare (``retrodistill.serve.compare``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from retrodistill.errors import ConfigError, DataError, RetrodistillError, require
 from retrodistill.index.store import Hit, IndexDir, load_index_dir
+from retrodistill.serve.compare import SideBySide
 from retrodistill.serve.settings import ServeSettings
 
 log = logging.getLogger("retrodistill.serve")
@@ -32,9 +34,10 @@ PROBE_QUERY = "probe query"
 class SearchService:
     """Loads and checks everything at construction: a manifest that does not match the model
     (dimension, revision, normalisation) is a ConfigError, and a part that fails the probe query
-    (see ``probe``) a DataError or ConfigError, before any request is served."""
+    (see ``probe``) a DataError or ConfigError, before any request is served. ``teacher`` is the
+    teacher ``settings.teacher`` names, built by the caller (teachers sit above the server's layer)."""
 
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServeSettings, teacher: Any = None) -> None:
         self.settings = settings
         if settings.threads:
             torch = require("torch", purpose="--threads")
@@ -46,6 +49,9 @@ class SearchService:
         self.reranker: Any = None
         if settings.reranker:
             self.reranker = _load_cross_encoder(settings.reranker)
+        if bool(settings.teacher) != (teacher is not None):
+            raise ConfigError("give the teacher object together with settings.teacher (retrodistill serve --teacher)")
+        self.side = SideBySide(self.store, settings.bm25, teacher)
         self.probe()
         log.info(
             "serving %s (%s, %d docs) with %s",
@@ -91,6 +97,13 @@ class SearchService:
                 raise ConfigError(
                     f"the re-ranker {self.settings.reranker!r} failed on the probe query ({_first_line(exc)})"
                 ) from None
+        try:
+            if self.side.bm25 is not None:
+                self.side.bm25_hits(PROBE_QUERY, 1)
+            if self.side.teacher is not None:
+                self.side.teacher_scores(PROBE_QUERY, hits)
+        except Exception as exc:
+            raise ConfigError(f"a /compare column failed on the probe query ({_first_line(exc)})") from None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -103,14 +116,18 @@ class SearchService:
         hits = self.store.search(vectors, k_max)
         return [row[:k] for row, (_, k) in zip(hits, items, strict=True)]
 
-    def results(self, hits: list[Hit], rerank_query: str | None = None) -> list[Result]:
-        """Attach titles and snippets; with ``rerank_query``, order by the cross-encoder's scores."""
+    def results(
+        self, hits: list[Hit], rerank_query: str | None = None, scores: list[float] | None = None
+    ) -> list[Result]:
+        """Attach titles and snippets; with ``rerank_query``, order by the cross-encoder's scores, with
+        ``scores`` (one per hit, e.g. a teacher's) by those. Ties keep the order of ``hits``."""
         docs = self.store.docs.get([h.row for h in hits])
-        scores = [h.score for h in hits]
+        reorder = rerank_query is not None or scores is not None
         if rerank_query is not None and hits:
             pairs = [(rerank_query, d.full_text() if d else "") for d in docs]
             scores = [float(s) for s in self.reranker.predict(pairs, batch_size=self.settings.rerank_batch_size)]
-        order = sorted(range(len(hits)), key=lambda i: -scores[i]) if rerank_query is not None else range(len(hits))
+        scores = [h.score for h in hits] if scores is None else scores
+        order = sorted(range(len(hits)), key=lambda i: -scores[i]) if reorder else range(len(hits))
         cut = self.settings.snippet_chars
         out: list[Result] = []
         for rank, i in enumerate(order, start=1):

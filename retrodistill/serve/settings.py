@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ENV_PREFIX = "RETRODISTILL_"
+SYSTEMS = ("bm25", "student", "reranker", "teacher")
+ENABLE = {"bm25": "--bm25", "reranker": "--reranker MODEL", "teacher": "--teacher SPEC"}
 
 
 class ServeSettings(BaseModel):
@@ -20,6 +22,10 @@ class ServeSettings(BaseModel):
     index_dir: str = Field(description="index directory written by `retrodistill index build`")
     model: str | None = Field(None, description="query encoder path/id (default: the manifest's model)")
     reranker: str | None = Field(None, description="sentence-transformers CrossEncoder id/path; enables rerank")
+    bm25: bool = Field(False, description="build a BM25 index (bm25s) of the doc store at start; a /compare column")
+    teacher: str | None = Field(
+        None, description="teacher spec (bm25, bi-encoder:MODEL, ...) re-ranking the student's top k in /compare"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: SecretStr | None = Field(
@@ -74,6 +80,11 @@ class ServeSettings(BaseModel):
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls(**values)
 
+    def systems(self) -> list[str]:
+        """The columns /compare can show on this server, in page order."""
+        on = {"bm25": self.bm25, "student": True, "reranker": self.reranker is not None, "teacher": bool(self.teacher)}
+        return [name for name in SYSTEMS if on[name]]
+
     def public(self) -> dict[str, Any]:
         """Every setting but the API key: what a client holding the key may see."""
         data = self.model_dump(exclude={"api_key"})
@@ -85,6 +96,7 @@ class ServeSettings(BaseModel):
         names = ("max_query_chars", "max_queries", "max_k", "default_k", "max_body_bytes", "max_cost")
         data: dict[str, Any] = {name: getattr(self, name) for name in names}
         data["rerank"] = self.reranker is not None
+        data["systems"] = self.systems()
         data.update(max_rerank_depth=self.max_rerank_depth, max_rerank_pairs=self.max_rerank_pairs)
         data["api_key_required"] = self.api_key is not None
         return data
