@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,19 @@ def _seed_from_default(config: Any, default: Any) -> None:
     for source, target in copies:
         if source.exists() and not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+            _copy_store(source, target)
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    """SQLite's online backup: a WAL-mode store copied with its committed pages, not a torn file."""
+    import sqlite3
+
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
 def _supervised(name: str, raw: dict[str, Any], work: Path) -> dict[str, Any]:
