@@ -98,7 +98,9 @@ def test_listwise_sliding_window_asks_the_documented_windows_and_bubbles_the_bes
 
 
 def test_unknown_teacher_and_bad_templates_are_clear_errors():
-    with pytest.raises(ConfigError, match="unknown teacher 'monot5'; choose one of: cross-encoder, llm"):
+    with pytest.raises(
+        ConfigError, match="unknown teacher 'monot5'; choose one of: cross-encoder, bi-encoder, bm25, llm"
+    ):
         build_teacher("monot5:castorini/monot5")
     with pytest.raises(ConfigError, match="needs a model"):
         build_teacher("cross-encoder")
