@@ -112,7 +112,7 @@ def test_unknown_teacher_and_bad_templates_are_clear_errors():
         LLMTeacher(SMOL, gguf_file=SMOL_FILE, mode="yesno", template="{query} {passage} {doc}")
     with pytest.raises(ConfigError, match=r"must not contain \{query\}"):
         LLMTeacherConfig(mode="ql", template="{passage} -> {query}").resolved_template()
-    assert set(TEACHERS.names()) == {"cross-encoder", "llm"}
+    assert set(TEACHERS.names()) == {"cross-encoder", "bi-encoder", "bm25", "llm"}
 
 
 def test_candidates_missing_from_the_corpus_are_a_data_error():
