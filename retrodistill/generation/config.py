@@ -3,8 +3,6 @@ block of a ``distill`` config). Defaults are sized for a CPU and hold no per-cor
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from retrodistill.generation.generator import DEFAULT_MODEL, QueryGenerator
@@ -16,8 +14,7 @@ class GenerateConfig(BaseModel):
 
     ``round_trip`` names a first stage (e.g. ``bm25s``) that searches the whole corpus with each query;
     the query is kept only when its source passage ranks in the top ``round_trip_k`` (Promptagator's
-    consistency filter). ``positive`` says what a generated query's positive is: its ``source`` passage,
-    or the ``teacher``'s top-scored candidate.
+    consistency filter). Which passage is a query's positive is the student's choice (``positives``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -35,7 +32,6 @@ class GenerateConfig(BaseModel):
     max_passage_tokens: int = Field(200, ge=8)
     round_trip: str | None = None
     round_trip_k: int = Field(20, ge=1)
-    positive: Literal["source", "teacher"] = "source"
 
     @field_validator("template")
     @classmethod
