@@ -74,6 +74,7 @@ class Teacher(ABC):
         check_inputs(queries, candidates, corpus)
         if store is not None and store.spec.fingerprint() != self.spec.fingerprint():
             raise ConfigError(f"store {store.path} belongs to another teacher ({store.spec.describe()})")
+        self._prepare(candidates, corpus)
         if self.granularity == "pointwise":
             return self._score_pointwise(queries, candidates, corpus, store, show_progress)
         if self.granularity == "pairwise":
@@ -82,6 +83,9 @@ class Teacher(ABC):
 
     def load(self) -> None:  # noqa: B027  (a teacher without a model has nothing to load)
         """Load the model now (scoring loads it on first use otherwise)."""
+
+    def _prepare(self, candidates: Candidates, corpus: Mapping[str, Document]) -> None:  # noqa: B027
+        """Per-corpus work before scoring (an index, cached embeddings); nothing by default."""
 
     def pending(self, candidates: Candidates, store: ScoreStore | None) -> int:
         """How many units (pairs, prompts or queries) are not in ``store`` yet."""

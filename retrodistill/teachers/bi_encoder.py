@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrodistill.data.records import Document, Query, Run
+from retrodistill.data.records import Document
 from retrodistill.revision import model_revision
 from retrodistill.teachers.base import Candidates, Teacher
 from retrodistill.teachers.records import TeacherSpec
-
-if TYPE_CHECKING:
-    from retrodistill.teachers.store import ScoreStore
 
 
 class BiEncoderTeacher(Teacher):
@@ -65,27 +61,19 @@ class BiEncoderTeacher(Teacher):
     def load(self) -> None:
         self.encoder  # noqa: B018
 
-    def score(
-        self,
-        queries: Mapping[str, Query],
-        candidates: Candidates,
-        corpus: Mapping[str, Document],
-        store: ScoreStore | None = None,
-        show_progress: bool = True,
-    ) -> Run:
-        """As ``Teacher.score``; when the candidates cover at least half of ``corpus``, the whole corpus is
-        encoded once through the embedding cache that dense retrieval shares (``index.encode``), so a corpus
-        the dense first stage already encoded costs nothing here."""
+    def _prepare(self, candidates: Candidates, corpus: Mapping[str, Document]) -> None:
+        """When the candidates cover at least half of ``corpus``, encode the whole corpus once through the
+        embedding cache that dense retrieval shares (``index.encode``), so a corpus the dense first stage
+        already encoded costs nothing here."""
         unique = {d for ids in candidates.values() for d in ids}
         if len(unique) * 2 >= len(corpus) and len(self._passages) < len(unique):
             from retrodistill.index.encode import encode_corpus
 
             docs = list(corpus.values())
-            vectors = encode_corpus(self.encoder, docs, show_progress=show_progress)
+            vectors = encode_corpus(self.encoder, docs)
             if len(self._passages) + len(docs) > self.cache_size:
                 self._passages.clear()
             self._passages.update(zip((doc.full_text() for doc in docs), vectors, strict=True))
-        return super().score(queries, candidates, corpus, store, show_progress)
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
         queries = sorted({q for q, _ in pairs})

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
 
-from retrodistill.data.records import Document, Query, Run
+from retrodistill.data.records import Document
 from retrodistill.teachers.base import Candidates, Teacher
 from retrodistill.teachers.records import TeacherSpec
-
-if TYPE_CHECKING:
-    from retrodistill.teachers.store import ScoreStore
 
 
 class BM25Teacher(Teacher):
@@ -47,15 +43,8 @@ class BM25Teacher(Teacher):
     def load(self) -> None:
         self.retriever  # noqa: B018
 
-    def score(
-        self,
-        queries: Mapping[str, Query],
-        candidates: Candidates,
-        corpus: Mapping[str, Document],
-        store: ScoreStore | None = None,
-        show_progress: bool = True,
-    ) -> Run:
-        """As ``Teacher.score``, after indexing ``corpus`` (skipped when it is the corpus indexed last)."""
+    def _prepare(self, candidates: Candidates, corpus: Mapping[str, Document]) -> None:
+        """Index ``corpus`` (skipped when it is the corpus indexed last)."""
         key = (id(corpus), len(corpus))
         if key != self._corpus_key:
             self.retriever.index(corpus)
@@ -63,7 +52,6 @@ class BM25Teacher(Teacher):
             for row, doc_id in enumerate(self.retriever.doc_ids):
                 self._rows.setdefault(corpus[doc_id].full_text(), row)
             self._corpus_key = key
-        return super().score(queries, candidates, corpus, store, show_progress)
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
         rows = {q: self.retriever.score_all(q) for q in {q for q, _ in pairs}}
