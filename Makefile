@@ -66,7 +66,7 @@ demo: $(STAMP) irds
 
 test: $(STAMP) irds java chromium
 	$(BIN)/ruff check retrodistill tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check retrodistill tests
