@@ -203,6 +203,18 @@ def test_page_side_by_side_columns_match_independent_rankings(served_compare, bi
             rows = page.locator("tr.result")
             assert [rows.nth(i).get_attribute("data-doc-id") for i in range(rows.count())] == student
             assert page.locator("#columns").is_hidden()
+
+            body = {"query": query, "k": k, "mode": "hybrid"}
+            hybrid = httpx.post(url + "/search", json=body, headers={"X-API-Key": KEY}, timeout=60).json()
+            assert [h["doc_id"] for h in hybrid["results"][0]["hits"]] != student  # else the check below proves nothing
+            page.check("#hybrid")
+            page.click("#go")
+            page.wait_for_selector('#status[data-mode="hybrid"]', timeout=60_000)
+            rows = page.locator("tr.result")
+            assert [rows.nth(i).get_attribute("data-doc-id") for i in range(rows.count())] == [
+                h["doc_id"] for h in hybrid["results"][0]["hits"]
+            ]
+            assert "hybrid" in page.inner_text("#status")
             assert problems == []
         finally:
             browser.close()

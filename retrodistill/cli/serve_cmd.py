@@ -13,6 +13,8 @@ examples:
   curl -s localhost:8000/search -H 'Content-Type: application/json' -d '{"query": "vitamin D and covid", "k": 5}'
   RETRODISTILL_API_KEY=secret retrodistill serve indexes/x --reranker cross-encoder/ms-marco-MiniLM-L6-v2
   retrodistill serve indexes/x --bm25 --teacher bm25   # side by side: tick "side by side" on the page, or POST /compare
+  retrodistill serve indexes/x --bm25 --hybrid-fusion zscore --hybrid-weight 0.5   # BM25 + student fused:
+  curl -s localhost:8000/search -H 'Content-Type: application/json' -d '{"query": "vitamin D", "mode": "hybrid"}'
 """
 
 
@@ -34,7 +36,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--bm25",
         action="store_true",
         default=None,
-        help="build a BM25 index (bm25s) of the doc store at start: a column of POST /compare and the page",
+        help="build a BM25 index (bm25s) of the doc store at start: a column of POST /compare and the page, and "
+        'enables POST /search {"mode": "hybrid"} (BM25 and the student fused per query)',
+    )
+    p.add_argument(
+        "--hybrid-fusion",
+        choices=["rrf", "zscore"],
+        help='default fusion of mode "hybrid" (a request\'s "fusion" wins): rrf = sum of 1/(rrf_k + rank), '
+        "zscore = W * z(student) + (1 - W) * z(bm25); as eval's hybrid:MODEL (default rrf)",
+    )
+    p.add_argument("--hybrid-weight", type=float, help="zscore fusion: the student's weight W in [0, 1] (default 0.5)")
+    p.add_argument("--hybrid-rrf-k", type=int, help="rrf fusion: the constant rrf_k (default 60)")
+    p.add_argument(
+        "--hybrid-depth", type=int, help="mode hybrid fuses each side's top max(k, this) documents (default 100)"
     )
     p.add_argument(
         "--teacher",
@@ -74,6 +88,10 @@ FIELDS = (
     "model",
     "reranker",
     "bm25",
+    "hybrid_fusion",
+    "hybrid_weight",
+    "hybrid_rrf_k",
+    "hybrid_depth",
     "teacher",
     "api_key",
     "max_batch",

@@ -1,11 +1,51 @@
-"""Score interpolation of a re-ranker with its first stage (Birch-style hybrid re-ranking)."""
+"""Score fusion shared by eval and the server: a re-ranker interpolated with its first stage (Birch-style
+hybrid re-ranking), and two full rankings fused per query (:func:`fuse`, the ``hybrid:MODEL`` retriever and
+``POST /search`` with ``mode: "hybrid"``)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
 from retrodistill.data.records import Dataset, Run
 from retrodistill.errors import ConfigError
+
+METHODS = ("rrf", "zscore")
+
+
+def fuse(
+    lexical: Mapping[str, float],
+    dense: Mapping[str, float],
+    method: str = "rrf",
+    weight: float = 0.5,
+    rrf_k: int = 60,
+) -> list[tuple[str, float]]:
+    """Two rankings of one query (doc id -> score, higher = better) fused into one, best first.
+
+    Each input is ranked by score, ties by doc id. ``method="rrf"``: reciprocal rank fusion, the sum over
+    both lists of ``1 / (rrf_k + rank)`` (rank 1-based; Cormack et al., SIGIR 2009); a document missing from
+    a list gets nothing from it. ``method="zscore"``: ``weight * z(dense) + (1 - weight) * z(lexical)``, each
+    list standardised over the documents it holds (mean 0, standard deviation 1, a constant list all
+    zeros); a document missing from one list takes that list's minimum z. The output holds every document
+    of either list, its scores unitless, sorted by fused score then doc id; callers cut it to their k.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown hybrid method {method!r}; choose {' or '.join(METHODS)}")
+    lists = [_ranked(lexical), _ranked(dense)]
+    fused: dict[str, float] = {}
+    if method == "rrf":
+        for hits in lists:
+            for rank, (doc_id, _) in enumerate(hits, start=1):
+                fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (rrf_k + rank)
+    else:
+        parts = [(1.0 - weight, _z(lists[0])), (weight, _z(lists[1]))]
+        ids = {d for _, z in parts for d in z}
+        for part_weight, z in parts:
+            floor = min(z.values(), default=0.0)
+            for doc_id in ids:
+                fused[doc_id] = fused.get(doc_id, 0.0) + part_weight * z.get(doc_id, floor)
+    return _ranked(fused)
 
 
 def interpolate(reranked: Run, first_stage: Run, weight: float, depth: int | None = None) -> Run:
@@ -62,3 +102,12 @@ def _zscore(values: list[float]) -> np.ndarray:
     if spread == 0.0:
         return np.zeros_like(array)
     return (array - array.mean()) / spread
+
+
+def _ranked(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _z(hits: list[tuple[str, float]]) -> dict[str, float]:
+    z = _zscore([s for _, s in hits])
+    return {doc_id: float(v) for (doc_id, _), v in zip(hits, z, strict=True)}

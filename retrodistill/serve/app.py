@@ -1,6 +1,7 @@
 """The FastAPI app: ``create_app(settings)`` builds it; nothing is loaded at import.
 
-Endpoints: ``POST /search``, ``POST /compare`` (one query through several systems side by side, each
+Endpoints: ``POST /search`` (the student's dense index, or with ``mode: "hybrid"`` BM25 and the student
+fused per query, ``retrodistill.serve.hybrid``), ``POST /compare`` (one query through several systems side by side, each
 timed: BM25, the student, the re-ranker, the teacher, as the server offers them), ``GET /health``
 (liveness), ``GET /ready`` (503 until the index and model are loaded and a probe query went through
 every part), ``GET /metrics`` (Prometheus), ``GET /info`` (the index manifest and limits; local paths
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException
 from retrodistill import __version__
 from retrodistill.serve.batching import MicroBatcher
 from retrodistill.serve.guard import KEY_MESSAGE, Guard, check_cost, key_status, scrub_paths, scrub_text
+from retrodistill.serve.hybrid import hybrid_hits
 from retrodistill.serve.metrics import Metrics
 from retrodistill.serve.settings import ENABLE, SYSTEMS, ServeSettings
 
@@ -50,7 +52,9 @@ class Hit(BaseModel):
         description="ranking score: the re-ranker's or teacher's output when re-ranked, else retrieval_score"
     )
     retrieval_score: float = Field(
-        description="first-stage score: inner product of query and document embeddings (BM25 in a bm25 column)"
+        description="first-stage score: inner product of query and document embeddings (BM25 in a bm25 column); "
+        'with mode "hybrid" the fused score (rrf: sum of 1 / (rrf_k + rank) over BM25 and the student; '
+        "zscore: weight * z(student) + (1 - weight) * z(BM25)), unitless, higher = better"
     )
     title: str
     snippet: str
@@ -115,11 +119,21 @@ def _request_model(settings: ServeSettings) -> type[BaseModel]:
         rerank: bool = Field(
             False, strict=True, description="re-rank the top k with the server's cross-encoder (400 if none)"
         )
+        mode: Literal["dense", "hybrid"] = Field(
+            "dense",
+            description="dense: the student's index; hybrid: BM25 and the student fused per query (400 unless the "
+            f"server runs with --bm25; each side's top max(k, {settings.hybrid_depth}) is fused)",
+        )
+        fusion: Literal["rrf", "zscore"] | None = Field(
+            None, description=f"with mode hybrid: rrf or zscore (default {settings.hybrid_fusion})"
+        )
 
         @model_validator(mode="after")
         def _one_of(self) -> "SearchRequest":
             if (self.query is None) == (self.queries is None):
                 raise ValueError("give exactly one of 'query' or 'queries'")
+            if self.fusion is not None and self.mode != "hybrid":
+                raise ValueError("'fusion' applies only with mode 'hybrid'")
             return self
 
     return SearchRequest
@@ -311,8 +325,14 @@ def create_app(
             raise HTTPException(413, f"too many queries: {len(texts)} > {settings.max_queries} per request")
         if body.rerank and svc.reranker is None:
             raise HTTPException(400, "re-ranking is not enabled on this server; start it with --reranker MODEL")
+        if body.mode == "hybrid" and svc.side.bm25 is None:
+            raise HTTPException(400, f"hybrid search is not enabled on this server; start it with {ENABLE['hybrid']}")
         check_cost(texts, body.k, body.rerank, settings)
-        hits = await state.batcher.submit([(text, body.k) for text in texts])
+        if body.mode == "hybrid":
+            method = body.fusion or settings.hybrid_fusion
+            hits = await hybrid_hits(svc, state.batcher.submit, texts, body.k, method, settings)
+        else:
+            hits = await state.batcher.submit([(text, body.k) for text in texts])
         if body.rerank:
             rows = [await asyncio.to_thread(svc.results, h, t) for h, t in zip(hits, texts, strict=True)]
         else:

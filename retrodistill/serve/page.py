@@ -2,7 +2,8 @@
 
 With "side by side" ticked, one query goes to /compare and each system the server offers (BM25, the
 student, the re-ranker, the teacher) gets a column with its own latency; unticked, the page shows the
-single /search list as before."""
+single /search list as before; "hybrid" asks /search for ``mode: "hybrid"`` (BM25 and the student fused,
+on a server started with --bm25)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ PAGE = """<!doctype html>
   <input id="q" name="q" type="search" placeholder="Type a query" autocomplete="off" required autofocus>
   <label>k <input id="k" name="k" type="number" min="1" value="10"></label>
   <label><input id="rerank" type="checkbox"> re-rank</label>
+  <label><input id="hybrid" type="checkbox"> hybrid</label>
   <label><input id="compare" type="checkbox"> side by side</label>
   <input id="key" type="password" placeholder="API key (if needed)" autocomplete="off">
   <button id="go" type="submit">Search</button>
@@ -112,11 +114,13 @@ form.addEventListener("submit", async (event) => {
   const k = parseInt(document.getElementById("k").value, 10) || 10;
   const rerank = document.getElementById("rerank").checked;
   const compare = document.getElementById("compare").checked;
+  const hybrid = document.getElementById("hybrid").checked;
   const headers = {"Content-Type": "application/json"};
   if (keyBox.value) { headers["X-API-Key"] = keyBox.value; sessionStorage.setItem("retrodistill-key", keyBox.value); }
-  statusBox.className = ""; statusBox.textContent = "searching…";
+  statusBox.className = ""; statusBox.textContent = "searching…"; delete statusBox.dataset.mode;
   const started = performance.now();
-  const [path, payload] = compare ? ["/compare", {query, k}] : ["/search", {query, k, rerank}];
+  const single = hybrid ? {query, k, rerank, mode: "hybrid"} : {query, k, rerank};
+  const [path, payload] = compare ? ["/compare", {query, k}] : ["/search", single];
   let response, data;
   try {
     response = await fetch(path, {method: "POST", headers, body: JSON.stringify(payload)});
@@ -147,7 +151,8 @@ form.addEventListener("submit", async (event) => {
   }
   table.hidden = false;
   statusBox.textContent = hits.length + " results in " + data.latency_ms.toFixed(1) + " ms (server), "
-    + roundTrip.toFixed(1) + " ms round trip" + (data.reranked ? ", re-ranked" : "");
+    + roundTrip.toFixed(1) + " ms round trip" + (hybrid ? ", hybrid" : "") + (data.reranked ? ", re-ranked" : "");
+  statusBox.dataset.mode = hybrid ? "hybrid" : "dense";
   statusBox.dataset.latencyMs = String(data.latency_ms);
 });
 </script>

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ENV_PREFIX = "RETRODISTILL_"
 SYSTEMS = ("bm25", "student", "reranker", "teacher")
-ENABLE = {"bm25": "--bm25", "reranker": "--reranker MODEL", "teacher": "--teacher SPEC"}
+ENABLE = {"bm25": "--bm25", "hybrid": "--bm25", "reranker": "--reranker MODEL", "teacher": "--teacher SPEC"}
 
 
 class ServeSettings(BaseModel):
@@ -22,7 +22,22 @@ class ServeSettings(BaseModel):
     index_dir: str = Field(description="index directory written by `retrodistill index build`")
     model: str | None = Field(None, description="query encoder path/id (default: the manifest's model)")
     reranker: str | None = Field(None, description="sentence-transformers CrossEncoder id/path; enables rerank")
-    bm25: bool = Field(False, description="build a BM25 index (bm25s) of the doc store at start; a /compare column")
+    bm25: bool = Field(
+        False,
+        description="build a BM25 index (bm25s) of the doc store at start: a /compare column, and enables "
+        'POST /search with mode "hybrid"',
+    )
+    hybrid_fusion: Literal["rrf", "zscore"] = Field(
+        "rrf",
+        description='how mode "hybrid" fuses BM25 and the student when a request gives no "fusion": rrf '
+        "(reciprocal rank, sum of 1 / (hybrid_rrf_k + rank)) or zscore (hybrid_weight * z(student) + "
+        "(1 - hybrid_weight) * z(bm25)); the fusion of `retrodistill eval --system hybrid:MODEL`",
+    )
+    hybrid_weight: float = Field(0.5, ge=0, le=1, description="zscore fusion: the student's weight (BM25's is 1 - it)")
+    hybrid_rrf_k: int = Field(60, ge=1, description="rrf fusion: the constant k in 1 / (k + rank)")
+    hybrid_depth: int = Field(
+        100, ge=1, le=10_000, description='mode "hybrid": each side\'s top max(k, hybrid_depth) is fused, then cut to k'
+    )
     teacher: str | None = Field(
         None, description="teacher spec (bm25, bi-encoder:MODEL, ...) re-ranking the student's top k in /compare"
     )
