@@ -113,3 +113,31 @@ def test_encoding_resumes_after_sigkill(scifact_slice, slice_vectors, bi_encoder
     again = CountingEncoder(bi_encoder)
     encode_corpus(again, docs, tmp_path, shard_size=32, show_progress=False)
     assert again.encoded == 0
+
+
+def test_dense_rerank_of_most_of_the_corpus_reads_the_shared_cache(slice_vectors, cache):
+    """Candidates covering the whole slice take the cached corpus vectors (written by encode_corpus above)
+    and score exactly their inner products; a short list is encoded on its own and agrees within float noise."""
+    from retrodistill.retrieval.rerank import BiEncoderReranker
+
+    ds, docs, passages, queries = slice_vectors
+    judged = ds.judged_queries()[:4]
+    row = {doc.doc_id: i for i, doc in enumerate(docs)}
+    everything = {q.query_id: {doc.doc_id: 0.0 for doc in docs} for q in judged}
+    reranker = BiEncoderReranker("sentence-transformers/all-MiniLM-L6-v2", cache_dir=str(cache))
+    encoded: list[int] = []
+    inner = reranker.encoder.encode_passages
+    reranker.encoder.encode_passages = lambda texts, **kw: encoded.append(len(texts)) or inner(texts, **kw)
+    run = reranker.rerank({q.query_id: q for q in judged}, everything, ds.corpus, show_progress=False)
+    assert encoded == []  # every vector came from the cache
+    for i, query in enumerate(judged):
+        expected = passages @ queries[i]
+        got = np.array([run[query.query_id][doc.doc_id] for doc in docs])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    few = {q.query_id: {doc.doc_id: 0.0 for doc in docs[:5]} for q in judged}
+    short = reranker.rerank({q.query_id: q for q in judged}, few, ds.corpus, show_progress=False)
+    for i, query in enumerate(judged):
+        for doc in docs[:5]:
+            expected = float(passages[row[doc.doc_id]] @ queries[i])
+            assert short[query.query_id][doc.doc_id] == pytest.approx(expected, abs=1e-4)
+    assert sum(encoded) == 5  # the short list was encoded on its own

@@ -17,13 +17,23 @@ class BiEncoderReranker:
     ``rerank`` encodes every distinct candidate passage once, then scores per query; the output
     run holds the new scores (cosine when normalised, higher = more relevant) for the top
     ``depth`` candidates of each list (all when ``depth`` is None); candidates below ``depth``
-    keep their first-stage order beneath them.
+    keep their first-stage order beneath them. When the candidates cover at least half of the corpus
+    (BM25's top 100 of a small corpus), the whole corpus is encoded through the embedding cache that
+    dense retrieval shares (``index.encode``, under ``cache_dir``), so a corpus already encoded costs nothing.
     """
 
     name = "dense-rerank"
 
-    def __init__(self, model: str, batch_size: int = 64, normalize: bool = True, max_seq_length: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 64,
+        normalize: bool = True,
+        max_seq_length: int | None = None,
+        cache_dir: str | None = None,
+    ):
         self.encoder = BiEncoder(model, batch_size=batch_size, normalize=normalize, max_seq_length=max_seq_length)
+        self.cache_dir = cache_dir
 
     def rerank(
         self,
@@ -36,7 +46,15 @@ class BiEncoderReranker:
         ranked, lists = rank_lists(queries, candidates, depth)
         doc_ids = sorted({did for ids in lists.values() for did in ids})
         row = {did: i for i, did in enumerate(doc_ids)}
-        passages = self._encode_passages([corpus[d].full_text() for d in doc_ids], show_progress)
+        if len(doc_ids) * 2 >= len(corpus):
+            from retrodistill.index.encode import encode_corpus
+
+            docs = list(corpus.values())
+            vectors = encode_corpus(self.encoder, docs, self.cache_dir, show_progress=show_progress)
+            at = {doc.doc_id: i for i, doc in enumerate(docs)}
+            passages = vectors[[at[d] for d in doc_ids]]
+        else:
+            passages = self._encode_passages([corpus[d].full_text() for d in doc_ids], show_progress)
         qids = list(lists)
         query_vecs = self.encoder.encode_queries([queries[q].text for q in qids])
         run: Run = {}
