@@ -34,7 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", type=Path)
     parser.add_argument("--out", type=Path, default=Path("eval/results/labelfree"))
-    parser.add_argument("--only", action="append", help="run only these variants (repeatable); no table")
+    parser.add_argument(
+        "--only", action="append", help="run the default and only these variants (repeatable); the table holds those"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -48,7 +50,7 @@ def main() -> None:
     runs: dict[str, dict[str, Any]] = {}
     variants: dict[str, dict[str, Any]] = {"default": {}, **spec.get("variants", {})}
     for name, keys in variants.items():
-        if args.only and name not in args.only:
+        if args.only and name != "default" and name not in args.only:
             continue
         keys = dict(keys)
         if keys.pop("supervised", False):
@@ -63,8 +65,6 @@ def main() -> None:
         started = time.perf_counter()
         result = run_distill(config)
         runs[name] = {"report": result.report, "stages": result.stages, "seconds": time.perf_counter() - started}
-    if args.only:
-        return
     _write_table(spec.get("name") or args.config.stem, base, variants, runs, args.out)
 
 
@@ -145,7 +145,7 @@ def _write_table(name: str, base: dict[str, Any], variants: dict[str, dict], run
         if result.name == "student":
             continue
         rows.append({"system": result.name, **_metrics(result, measures), "seconds": round(result.seconds, 1)})
-    for variant, run in runs.items():
+    for variant, run in runs.items():  # the variants that ran (all, or the default plus --only)
         student = next(r for r in run["report"].results if r.name == "student")
         stages = {s["stage"]: s["seconds"] for s in run["stages"]}
         rows.append(
