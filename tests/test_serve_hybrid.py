@@ -112,3 +112,14 @@ def test_hybrid_needs_bm25_and_default_mode_is_unchanged(plain_server, hybrid_se
             scores = [[h["score"] for h in r["hits"]] for r in data["results"]]
             np.testing.assert_allclose(scores, want_scores[:3], atol=1e-4)
             assert all(h["retrieval_score"] == h["score"] for r in data["results"] for h in r["hits"])
+
+
+def test_hybrid_cost_counts_the_depth_each_side_ranks(slice_data):  # noqa: F811
+    """Hybrid ranks max(k, hybrid_depth) per side, so the budget counts that depth, not k: with max_cost 30,
+    "cost" at k 10 is 4 + 10 in dense mode (served) and 4 + 30 in hybrid mode (refused, 413)."""
+    _, index_dir, *_ = slice_data
+    with _serve(index_dir, bm25=True, hybrid_depth=DEPTH, max_cost=30) as live:
+        assert search(live.url, {"query": "cost", "k": 10}).status_code == 200
+        refused = search(live.url, {"query": "cost", "k": 10, "mode": "hybrid"})
+        assert refused.status_code == 413, refused.text
+        assert "cost 34 > max_cost 30" in refused.json()["error"] and "hybrid_depth" in refused.json()["error"]

@@ -327,7 +327,8 @@ def create_app(
             raise HTTPException(400, "re-ranking is not enabled on this server; start it with --reranker MODEL")
         if body.mode == "hybrid" and svc.side.bm25 is None:
             raise HTTPException(400, f"hybrid search is not enabled on this server; start it with {ENABLE['hybrid']}")
-        check_cost(texts, body.k, body.rerank, settings)
+        depth = max(body.k, settings.hybrid_depth) if body.mode == "hybrid" else body.k
+        check_cost(texts, body.k, body.rerank, settings, depth)
         if body.mode == "hybrid":
             method = body.fusion or settings.hybrid_fusion
             hits = await hybrid_hits(svc, state.batcher.submit, texts, body.k, method, settings)

@@ -126,16 +126,18 @@ async def json_error(send: Callable, status: int, message: str) -> None:
     await response({"type": "http"}, None, send)
 
 
-def check_cost(texts: list[str], k: int, rerank: bool, settings: ServeSettings) -> None:
+def check_cost(texts: list[str], k: int, rerank: bool, settings: ServeSettings, depth: int | None = None) -> None:
     """Refuse, before any work, a request over the cost budget (413) or the re-ranking limits (422, 413).
-    Cost = the sum over the queries of (characters + k): encoding grows with the characters, the
-    doc-store reads and the answer with k."""
-    cost = sum(len(text) + k for text in texts)
+    Cost = the sum over the queries of (characters + depth): encoding grows with the characters, the
+    doc-store reads and the answer with how deep the server ranks, ``depth`` (k unless a mode ranks deeper,
+    as hybrid does with ``max(k, hybrid_depth)`` per side)."""
+    deep = max(k, depth or 0)
+    cost = sum(len(text) + deep for text in texts)
     if cost > settings.max_cost:
         raise HTTPException(
             413,
             f"request too costly: cost {cost} > max_cost {settings.max_cost} (cost = sum over queries of "
-            f"characters + k); send fewer or shorter queries or a smaller k, in several requests if needed",
+            f"characters + ranking depth: k, or max(k, hybrid_depth) in hybrid mode); send fewer or shorter queries or a smaller k, in several requests if needed",
         )
     if rerank and k > settings.max_rerank_depth:
         raise HTTPException(
