@@ -17,6 +17,8 @@ examples:
       --out indexes/scifact-minilm-flat
   retrodistill index build --model models/student --corpus corpus.jsonl --index hnsw,M=32 --out indexes/hnsw
   retrodistill index compare indexes/hnsw indexes/scifact-minilm-flat --queries beir/scifact/test --k 10
+  retrodistill index add indexes/scifact-minilm-flat --corpus new-docs.jsonl
+  retrodistill index delete indexes/scifact-minilm-flat --ids 4983,5836
   retrodistill index verify indexes/scifact-minilm-flat
   retrodistill index info indexes/scifact-minilm-flat
 """
@@ -49,6 +51,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="FAISS device (default auto)")
     b.add_argument("--force", action="store_true", help="replace an existing index directory")
     b.set_defaults(handler=run_build)
+
+    a = actions.add_parser(
+        "add", help="encode new documents and append them to an index directory (no rebuild; atomic, resumable)"
+    )
+    a.add_argument("path", help="index directory to update")
+    a.add_argument(
+        "--corpus", required=True, help="the new documents: JSONL of {_id, title, text}, BEIR folder or ir_datasets id"
+    )
+    a.add_argument("--model", help="the model to encode with; must be the index's (default: the manifest's model id)")
+    a.add_argument("--batch-size", type=int, default=64, help="encoder batch size (default 64)")
+    a.add_argument("--shard-size", type=int, default=256, help="documents per resumable encoding shard")
+    a.add_argument("--cache-dir", help="embedding cache (default $RETRODISTILL_CACHE or ~/.cache/retrodistill)")
+    a.set_defaults(handler=run_add)
+
+    d = actions.add_parser("delete", help="delete documents from an index directory by doc id (no rebuild; atomic)")
+    d.add_argument("path", help="index directory to update")
+    ids = d.add_mutually_exclusive_group(required=True)
+    ids.add_argument("--ids", help="comma-separated doc ids")
+    ids.add_argument("--ids-file", help="a text file with one doc id per line")
+    d.set_defaults(handler=run_delete)
 
     c = actions.add_parser("compare", help="recall@k and query time of index A against index B (e.g. flat)")
     c.add_argument("a", help="index directory to judge (e.g. hnsw)")
@@ -110,6 +132,53 @@ def run_build(args: argparse.Namespace) -> int:
     )
     print(f"index directory {out} ({kind}, {len(corpus)} docs)")
     return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from retrodistill.index.corpus import load_corpus
+    from retrodistill.index.options import check_positive
+    from retrodistill.index.store import load_index_dir
+    from retrodistill.index.update import add_documents
+
+    check_positive(batch_size=args.batch_size, shard_size=args.shard_size)
+    store = load_index_dir(args.path, device="cpu")
+    docs = list(load_corpus(args.corpus).values())
+    encoder = store.open_encoder(args.model, batch_size=args.batch_size)
+    record = add_documents(
+        args.path, encoder, docs, cache_dir=args.cache_dir, shard_size=args.shard_size, show_progress=not args.quiet
+    )
+    print(_summary(args.path, record))
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from retrodistill.errors import DataError
+    from retrodistill.index.update import delete_documents
+
+    if args.ids is not None:
+        doc_ids = [d.strip() for d in args.ids.split(",") if d.strip()]
+    else:
+        try:
+            lines = Path(args.ids_file).read_text(encoding="utf-8").splitlines()
+            doc_ids = [line.strip() for line in lines if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read the ids file ({exc.__class__.__name__})", args.ids_file) from None
+    record = delete_documents(args.path, doc_ids)
+    print(_summary(args.path, record))
+    return 0
+
+
+def _summary(path: str, record: dict) -> str:
+    from retrodistill.index.manifest import read_manifest
+
+    corpus = read_manifest(path)["corpus"]
+    verb = "added" if record["op"] == "add" else "deleted"
+    return (
+        f"{path}: {verb} {record['documents']} document(s) in {record['seconds']:.1f} s; now {corpus['size']} "
+        f"live, {corpus['deleted']} deleted row(s) skipped by search"
+    )
 
 
 def run_compare(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ class FaissIndex(VectorIndex):
 
     gpu_capable = True
     build_on_init = True
+    params_class = "SearchParameters"
 
     def __init__(self, dim: int, query_chunk: int = 256, device: str = "auto") -> None:
         super().__init__(dim, query_chunk)
@@ -134,6 +135,26 @@ class FaissIndex(VectorIndex):
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores, ids = self._index.search(queries, k)
         return scores, ids.astype(np.int64, copy=False)
+
+    def _search_excluding(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """On the CPU, FAISS skips the excluded rows itself (an ID selector in the search parameters);
+        GPU indexes take the deeper search of the base class."""
+        if self.on_gpu:
+            return super()._search_excluding(queries, k)
+        faiss = self.faiss
+        selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(len(self.excluded), faiss.swig_ptr(self.excluded)))
+        params = self._selector_params(selector)
+        scores, ids = self._index.search(queries, k, params=params)
+        return scores, ids.astype(np.int64, copy=False)
+
+    def _selector_params(self, selector: Any) -> Any:
+        """FAISS search parameters (``params_class``) carrying ``selector`` and this index's search settings
+        (they replace the index's own for that call, so efSearch / nprobe are set here too)."""
+        params = getattr(self.faiss, self.params_class)()
+        params.sel = selector
+        for key, value in self._search_params().items():
+            setattr(params, key, value)
+        return params
 
     def cpu_index(self) -> Any:
         """A CPU copy of the index (the index itself when it is on the CPU)."""

@@ -17,6 +17,7 @@ class HNSWIndex(FaissIndex):
     """
 
     name = "hnsw"
+    params_class = "SearchParametersHNSW"
     gpu_capable = False
 
     def __init__(

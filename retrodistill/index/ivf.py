@@ -21,6 +21,7 @@ class IVFIndex(FaissIndex):
     """
 
     name = "ivf"
+    params_class = "SearchParametersIVF"
     build_on_init = False
 
     def __init__(

@@ -127,9 +127,14 @@ class IndexInfo(_Strict):
 
 
 class CorpusInfo(_Strict):
+    """``size`` documents are live; ``deleted`` more rows stay in the index as tombstones (``index delete``);
+    ``updates`` lists each ``index add`` / ``index delete`` since the build (op, documents, time, version)."""
+
     id: str
     size: int = Field(ge=1)
     key: str
+    deleted: int = Field(default=0, ge=0)
+    updates: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Manifest(_Strict):
@@ -155,8 +160,8 @@ def _disagreement(manifest: Manifest) -> str | None:
         return "dim / normalized disagree with model.dim / model.normalize"
     if manifest.index.file != manifest.files.index.path or manifest.index.bytes != manifest.files.index.bytes:
         return "index.file / index.bytes disagree with files.index"
-    if manifest.index.ntotal != manifest.corpus.size:
-        return "index.ntotal disagrees with corpus.size"
+    if manifest.index.ntotal != manifest.corpus.size + manifest.corpus.deleted:
+        return "index.ntotal disagrees with corpus.size + corpus.deleted"
     paths = {manifest.files.index.path, manifest.files.ids.path, manifest.files.docs.path, MANIFEST}
     if len(paths) != 4:
         return "files must name three different files, none of them manifest.json"

@@ -5,8 +5,8 @@ Layout of ``DIR/``::
     manifest.json   model id + revision, dim, normalisation, metric, index type + params, corpus, version,
                     times; size + sha256 of every file below; a checksum of itself (see ``manifest``)
     index.faiss     the FAISS index (faiss.write_index; ``index.npy`` for the numpy oracle)
-    ids.json        doc ids in row order: row i of the index is ids[i]
-    docs.sqlite     table docs(row, doc_id, title, text) for titles and snippets
+    ids.json        doc ids in row order: row i of the index is ids[i]; null marks a deleted row
+    docs.sqlite     table docs(row, doc_id, title, text) for titles and snippets (live rows only)
 
 The directory is built in a temp folder beside ``DIR`` and renamed into place, so ``DIR`` is never
 half-written; corpus encoding resumes from cached shards after a kill (see ``encode_corpus``).
@@ -103,14 +103,17 @@ class DocStore:
             self._local.conn = conn
         return conn
 
-    def check(self, n_rows: int) -> None:
-        """IndexIntegrityError unless the table holds rows 0..n_rows-1 (an SQLite read error is one too)."""
+    def check(self, ids: Sequence[str | None]) -> None:
+        """IndexIntegrityError unless the table holds one row per live id, the first and last of them
+        at their rows (an SQLite read error is one too)."""
         folder, name = self.path.parent, self.path.name
+        live = [row for row, doc_id in enumerate(ids) if doc_id is not None]
+        n_rows = len(live)
         try:
             count, low, high = self._connection().execute("SELECT COUNT(*), MIN(row), MAX(row) FROM docs").fetchone()
         except sqlite3.Error as exc:
             raise IndexIntegrityError(folder, f"{name} cannot be read by SQLite ({one_line(exc)}); {REBUILD}") from None
-        if (count, low, high) != (n_rows, 0, n_rows - 1):
+        if (count, low, high) != (n_rows, live[0], live[-1]):
             raise IndexIntegrityError(
                 folder, f"{name} does not match its manifest ({count} documents, the index has {n_rows}); {REBUILD}"
             )
@@ -141,20 +144,27 @@ def write_doc_store(path: Path, docs: Sequence[Document]) -> None:
 
 
 class IndexDir:
-    """A loaded, verified index directory: ``manifest``, ``index`` (a VectorIndex), ``ids``, ``docs`` and
-    ``checks`` (what was verified per file, with hashing times)."""
+    """A loaded, verified index directory: ``manifest``, ``index`` (a VectorIndex), ``ids`` (one per row,
+    None for a deleted row, which searches skip), ``docs`` and ``checks`` (what was verified per file,
+    with hashing times)."""
 
     def __init__(
         self,
         path: Path,
         manifest: dict[str, Any],
         index: VectorIndex,
-        ids: list[str],
+        ids: list[str | None],
         docs: DocStore,
         checks: dict[str, FileCheck] | None = None,
     ) -> None:
         self.path, self.manifest, self.index, self.ids, self.docs = path, manifest, index, ids, docs
         self.checks = checks or {}
+        index.exclude([row for row, doc_id in enumerate(ids) if doc_id is None])
+
+    @property
+    def live_rows(self) -> list[int]:
+        """Rows of documents not deleted, in row order."""
+        return [row for row, doc_id in enumerate(self.ids) if doc_id is not None]
 
     @property
     def dim(self) -> int:
@@ -164,7 +174,7 @@ class IndexDir:
         """Top-k hits per query vector, best first (fewer when the index finds fewer)."""
         scores, rows = self.index.search(query_vectors, k)
         return [
-            [Hit(int(r), self.ids[r], float(s)) for s, r in zip(row_s, row_r, strict=True) if r >= 0]
+            [Hit(int(r), self.ids[r], float(s)) for s, r in zip(row_s, row_r, strict=True) if r >= 0]  # type: ignore[arg-type]
             for row_s, row_r in zip(scores, rows, strict=True)
         ]
 
@@ -345,22 +355,25 @@ def load_index_dir(
             f"{index_path.name} does not match its manifest (it holds {index.dim}-d vectors, the manifest says "
             f"dim={dim}); {REBUILD}",
         )
-    if not (index.ntotal == len(ids) == manifest["corpus"]["size"]):
+    live = sum(doc_id is not None for doc_id in ids)
+    corpus = manifest["corpus"]
+    if not (index.ntotal == len(ids)) or live != corpus["size"] or len(ids) - live != corpus.get("deleted", 0):
         raise IndexIntegrityError(
             folder,
-            f"index rows ({index.ntotal}), ids ({len(ids)}) and manifest corpus size ({manifest['corpus']['size']}) "
-            f"disagree; {REBUILD}",
+            f"index rows ({index.ntotal}), ids ({len(ids)}, {live} live) and manifest corpus size "
+            f"({corpus['size']} + {corpus.get('deleted', 0)} deleted) disagree; {REBUILD}",
         )
     docs = DocStore(checks["docs"].path)
-    docs.check(len(ids))
+    docs.check(ids)
     return IndexDir(folder, manifest, index, ids, docs, checks)
 
 
-def _read_ids(folder: Path, path: Path) -> list[str]:
+def _read_ids(folder: Path, path: Path) -> list[str | None]:
     try:
         ids = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IndexIntegrityError(folder, f"{path.name} cannot be read ({one_line(exc)}); {REBUILD}") from None
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(set(ids)) != len(ids):
-        raise IndexIntegrityError(folder, f"{path.name} is not a list of distinct doc ids; {REBUILD}")
+    live = [i for i in ids if i is not None] if isinstance(ids, list) else None
+    if live is None or not all(isinstance(i, str) for i in live) or len(set(live)) != len(live):
+        raise IndexIntegrityError(folder, f"{path.name} is not a list of distinct doc ids (null = deleted); {REBUILD}")
     return ids

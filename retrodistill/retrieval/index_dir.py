@@ -42,7 +42,7 @@ class IndexDirRetriever(Retriever):
         self.encoder = self.store.open_encoder(encoder, batch_size=batch_size)
 
     def _index(self, docs: list[Document]) -> None:
-        ids = set(self.store.ids)
+        ids = {doc_id for doc_id in self.store.ids if doc_id is not None}
         given = {doc.doc_id for doc in docs}
         if ids != given:
             raise ConfigError(

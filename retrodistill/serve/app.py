@@ -187,7 +187,7 @@ class _State:
         await batcher.start()
         self.batcher, self.service = batcher, service
         self.metrics.ready.set(1)
-        self.metrics.index_size.set(len(service.store.ids))
+        self.metrics.index_size.set(service.manifest["corpus"]["size"])
 
     async def load(self, loader: Callable[[ServeSettings], Any]) -> None:
         try:

@@ -31,7 +31,8 @@ class SideBySide:
         self._lock = threading.Lock()
         if not bm25 and teacher is None:
             return
-        for row, doc in enumerate(store.docs.get(range(len(store.ids)))):
+        rows = store.live_rows
+        for row, doc in zip(rows, store.docs.get(rows), strict=True):
             if doc is None or doc.doc_id != store.ids[row]:
                 raise ConfigError(f"{store.path}: the doc store does not match the index at row {row}; rebuild it")
             self.corpus[doc.doc_id] = doc

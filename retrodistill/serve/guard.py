@@ -137,7 +137,8 @@ def check_cost(texts: list[str], k: int, rerank: bool, settings: ServeSettings, 
         raise HTTPException(
             413,
             f"request too costly: cost {cost} > max_cost {settings.max_cost} (cost = sum over queries of "
-            f"characters + ranking depth: k, or max(k, hybrid_depth) in hybrid mode); send fewer or shorter queries or a smaller k, in several requests if needed",
+            f"characters + ranking depth: k, or max(k, hybrid_depth) in hybrid mode); "
+            f"send fewer or shorter queries or a smaller k, in several requests if needed",
         )
     if rerank and k > settings.max_rerank_depth:
         raise HTTPException(

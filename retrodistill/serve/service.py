@@ -57,7 +57,7 @@ class SearchService:
             "serving %s (%s, %d docs) with %s",
             settings.index_dir,
             self.store.manifest["index"]["type"],
-            len(self.store.ids),
+            self.manifest["corpus"]["size"],
             self.encoder.model_id,
         )
 
@@ -75,7 +75,8 @@ class SearchService:
             raise DataError(message, where) from None
         if not hits:
             raise DataError("the index returned no hit for the probe query; rebuild the index directory", where)
-        rows = sorted({hits[0].row, 0, len(self.store.ids) - 1})
+        live = self.store.live_rows
+        rows = sorted({hits[0].row, live[0], live[-1]})
         doc_path = str(self.store.docs.path)
         try:
             docs = self.store.docs.get(rows)
