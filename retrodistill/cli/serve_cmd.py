@@ -58,6 +58,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--api-key", help="require this key in the X-API-Key header of /search and /compare; not blank (prefer env)"
     )
+    p.add_argument(
+        "--updates",
+        action="store_true",
+        default=None,
+        help="enable POST /documents and POST /documents/delete (index add / delete while serving); needs --api-key",
+    )
     p.add_argument("--max-batch", type=int, help="queries per encoder forward (default 32; 1 = no batching)")
     p.add_argument("--max-wait-ms", type=float, help="how long a batch waits for more queries (default 1)")
     p.add_argument("--max-query-chars", type=int, help="longest query accepted (default 2000)")
@@ -94,6 +100,7 @@ FIELDS = (
     "hybrid_depth",
     "teacher",
     "api_key",
+    "updates",
     "max_batch",
     "max_wait_ms",
     "max_query_chars",

@@ -40,6 +40,14 @@ from retrodistill.index.store import DOCS, IDS, IndexDir, load_index_dir
 SHOWN = 5
 
 
+class DocumentsExist(DataError):
+    """Some doc ids to add are already live in the index (HTTP 409)."""
+
+
+class UnknownDocuments(DataError):
+    """Some doc ids to delete are not in the index (HTTP 404)."""
+
+
 def add_documents(
     path: str | os.PathLike[str],
     encoder: Any,
@@ -88,7 +96,7 @@ def delete_documents(path: str | os.PathLike[str], doc_ids: Sequence[str]) -> di
             raise DataError(f"doc ids given twice: {_some(repeated)}; give each once", str(folder))
         unknown = [d for d in doc_ids if d not in rows]
         if unknown:
-            raise DataError(
+            raise UnknownDocuments(
                 f"{len(unknown)} doc id(s) not in the index: {_some(unknown)}; nothing was deleted "
                 f"(list what is there with retrodistill index info)",
                 str(folder),
@@ -120,7 +128,7 @@ def _check_new(store: IndexDir, docs: Sequence[Document]) -> None:
     live = {doc_id for doc_id in store.ids if doc_id is not None}
     present = [d.doc_id for d in docs if d.doc_id in live]
     if present:
-        raise DataError(
+        raise DocumentsExist(
             f"{len(present)} doc id(s) already in the index: {_some(present)}; nothing was added "
             f"(to replace a document, delete it first: retrodistill index delete)",
             where,

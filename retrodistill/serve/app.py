@@ -4,9 +4,10 @@ Endpoints: ``POST /search`` (the student's dense index, or with ``mode: "hybrid"
 fused per query, ``retrodistill.serve.hybrid``), ``POST /compare`` (one query through several systems side by side, each
 timed: BM25, the student, the re-ranker, the teacher, as the server offers them), ``GET /health``
 (liveness), ``GET /ready`` (503 until the index and model are loaded and a probe query went through
-every part), ``GET /metrics`` (Prometheus), ``GET /info`` (the index manifest and limits; local paths
-and the full configuration only with the API key), ``GET /`` (a search page), and FastAPI's ``/docs``
-and ``/openapi.json``. Every error is a JSON body
+every part), ``POST /documents`` and ``POST /documents/delete`` (updates, with ``--updates`` and the key;
+``retrodistill.serve.updates``), ``GET /metrics`` (Prometheus), ``GET /info`` (the index manifest and
+limits; local paths and the full configuration only with the API key), ``GET /`` (a search page), and
+FastAPI's ``/docs`` and ``/openapi.json``. Every error is a JSON body
 ``{"error": message, "detail": ...}`` with a 4xx status for bad input. The guards that run before any
 work (key, body size and deadline, cost) are in ``retrodistill.serve.guard``.
 
@@ -36,6 +37,7 @@ from retrodistill.serve.guard import KEY_MESSAGE, Guard, check_cost, key_status,
 from retrodistill.serve.hybrid import hybrid_hits
 from retrodistill.serve.metrics import Metrics
 from retrodistill.serve.settings import ENABLE, SYSTEMS, ServeSettings
+from retrodistill.serve.updates import add_update_routes
 
 log = logging.getLogger("retrodistill.serve")
 
@@ -274,6 +276,15 @@ def create_app(
         if state.service is None:
             raise HTTPException(503, "the index and model are still loading" if state.error is None else state.error)
         return state.service
+
+    add_update_routes(
+        app,
+        settings,
+        ready_service,
+        check_key,
+        lambda svc: metrics.index_size.set(svc.manifest["corpus"]["size"]),
+        ErrorResponse,
+    )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:

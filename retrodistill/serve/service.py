@@ -106,6 +106,34 @@ class SearchService:
         except Exception as exc:
             raise ConfigError(f"a /compare column failed on the probe query ({_first_line(exc)})") from None
 
+    def add_documents(self, docs: list[Any]) -> dict[str, Any]:
+        """``index add`` on the served directory with the served encoder, then the new state is served."""
+        from retrodistill.index.update import add_documents
+
+        record = add_documents(self.store.path, self.encoder, docs, show_progress=False)
+        self._reload()
+        return record
+
+    def delete_documents(self, doc_ids: list[str]) -> dict[str, Any]:
+        """``index delete`` on the served directory, then the new state is served."""
+        from retrodistill.index.update import delete_documents
+
+        record = delete_documents(self.store.path, doc_ids)
+        self._reload()
+        return record
+
+    def _reload(self) -> None:
+        """Load the updated directory and swap it in with one assignment per part: a request already
+        running keeps the store it started with; rows never move, so its hits still read their documents
+        (a row deleted meanwhile reads as empty)."""
+        overrides = {k: v for k, v in (("efSearch", self.settings.efSearch), ("nprobe", self.settings.nprobe)) if v}
+        store = load_index_dir(self.settings.index_dir, device=self.settings.device, verify="fast", **overrides)
+        store.check_encoder(self.encoder)
+        side = SideBySide(store, self.settings.bm25, self.side.teacher)
+        self.store, self.side = store, side
+        size, skipped = store.manifest["corpus"]["size"], len(store.index.excluded)
+        log.info("now serving %d docs (%d deleted rows skipped)", size, skipped)
+
     @property
     def manifest(self) -> dict[str, Any]:
         return self.store.manifest

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 ENV_PREFIX = "RETRODISTILL_"
 SYSTEMS = ("bm25", "student", "reranker", "teacher")
@@ -41,6 +41,12 @@ class ServeSettings(BaseModel):
     teacher: str | None = Field(
         None, description="teacher spec (bm25, bi-encoder:MODEL, ...) re-ranking the student's top k in /compare"
     )
+    updates: bool = Field(
+        False,
+        description="enable POST /documents (add) and POST /documents/delete while serving, behind the API key "
+        "(which must then be set); each update is written to the index directory atomically",
+    )
+    max_update_docs: int = Field(1000, ge=1, description="most documents (or ids) in one update request")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: SecretStr | None = Field(
@@ -81,6 +87,15 @@ class ServeSettings(BaseModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _updates_need_a_key(self) -> ServeSettings:
+        if self.updates and self.api_key is None:
+            raise ValueError(
+                "updates (--updates) change the index for every client, so they need an API key: "
+                "set RETRODISTILL_API_KEY (or --api-key)"
+            )
+        return self
+
     @classmethod
     def from_env(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None):
         """Settings from ``RETRODISTILL_*`` variables, then ``overrides`` (None values are ignored).
@@ -111,6 +126,7 @@ class ServeSettings(BaseModel):
         names = ("max_query_chars", "max_queries", "max_k", "default_k", "max_body_bytes", "max_cost")
         data: dict[str, Any] = {name: getattr(self, name) for name in names}
         data["rerank"] = self.reranker is not None
+        data["updates"] = self.updates
         data["systems"] = self.systems()
         data.update(max_rerank_depth=self.max_rerank_depth, max_rerank_pairs=self.max_rerank_pairs)
         data["api_key_required"] = self.api_key is not None
