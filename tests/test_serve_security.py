@@ -147,7 +147,7 @@ def test_info_hides_paths_without_the_key(keyed, slice_data, service, scifact_sl
     assert public["model"]["id"] == MODEL
     assert set(public["server"]) == {
         "max_query_chars", "max_queries", "max_k", "default_k", "max_body_bytes", "max_cost",
-        "rerank", "max_rerank_depth", "max_rerank_pairs", "api_key_required", "systems",
+        "rerank", "updates", "max_rerank_depth", "max_rerank_pairs", "api_key_required", "systems",
     }  # fmt: skip
     assert public["server"]["systems"] == ["student"]
     assert public["server"]["max_cost"] == 16_000 and public["server"]["api_key_required"] is True
