@@ -123,7 +123,9 @@ def main() -> None:
         "",
         f"Built on the first {half} docs, `index add` of the other {len(docs) - half}, `index delete` of {len(gone)} "
         f"(every tenth); compared with a fresh flat build of the {len(kept)} that remain (nDCG@10 {fresh_ndcg:.4f}). "
-        "Add = encoding the new half + adding; fresh build = encoding all remaining docs + indexing, empty cache.",
+        "Add = encoding the new half + adding (flat, the first type; the others find that half's embeddings in "
+        "the cache, so theirs is adding only); fresh build = encoding all remaining docs + indexing, empty cache. "
+        "IVF keeps the cells it trained on the first half.",
         "",
         "| index | add s | delete s | fresh build s | recall@10 vs fresh flat | nDCG@10 | deleted docs returned "
         "| flat: ids identical, max score diff |",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from retrodistill.cli.executor_args import add_executor_args
+
 EPILOG = """\
 index types (--index TYPE[,key=value...]):
   flat                      exact inner product (FAISS IndexFlatIP)
@@ -50,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--cache-dir", help="embedding cache (default $RETRODISTILL_CACHE or ~/.cache/retrodistill)")
     b.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="FAISS device (default auto)")
     b.add_argument("--force", action="store_true", help="replace an existing index directory")
+    add_executor_args(b)
     b.set_defaults(handler=run_build)
 
     a = actions.add_parser(
@@ -96,6 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from retrodistill.cli.executor_args import executor_from_args
     from retrodistill.index import INDEX_TYPES
     from retrodistill.index.corpus import load_corpus
     from retrodistill.index.faiss_base import FaissIndex, import_faiss
@@ -129,6 +133,7 @@ def run_build(args: argparse.Namespace) -> int:
         overwrite=args.force,
         device=args.device,
         show_progress=not args.quiet,
+        executor=executor_from_args(args),
     )
     print(f"index directory {out} ({kind}, {len(corpus)} docs)")
     return 0

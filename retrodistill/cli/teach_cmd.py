@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from retrodistill.cli.executor_args import add_executor_args
+
 log = logging.getLogger("retrodistill.teach")
 
 
@@ -34,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", "-k", type=int, default=100, help="candidates per query (default 100)")
     p.add_argument("--force-positives", action="store_true", help="add judged positives missing from the candidates")
     p.add_argument("--max-queries", type=int, help="only the first N judged queries")
+    add_executor_args(p)
     p.set_defaults(handler=run)
 
 
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from retrodistill import __version__
     from retrodistill.atomic import write_json
+    from retrodistill.cli.executor_args import executor_from_args
     from retrodistill.errors import ConfigError
     from retrodistill.teachers import build_teacher
     from retrodistill.teachers.store import ScoreStore
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
         defaults["config"] = LLMTeacherConfig(**load_config_file(Path(args.teacher_config)))
     teacher = build_teacher(args.teacher, **defaults)
+    teacher.executor = executor_from_args(args)
     ScoreStore.check(args.store, teacher.spec)
     check_teach_data(args.dataset, args.split, args.qrels, args.queries, args.candidates)
 

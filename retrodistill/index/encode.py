@@ -1,7 +1,9 @@
 """Resumable corpus encoding: length-sorted shards written atomically to a cache folder.
 
 A killed run restarts from the shards already on disk; a finished corpus is loaded, not re-encoded.
-The cache key covers the encoder fingerprint (weights + settings) and every doc id and text.
+The cache key covers the encoder fingerprint (weights + settings) and every doc id and text. With an
+``executor`` (``retrodistill.executors``, e.g. Ray Data) the missing shards are encoded by its workers,
+each holding a copy of the encoder built from ``encoder.settings()``, and written here as they arrive.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -48,8 +51,10 @@ def encode_corpus(
     cache_dir: str | os.PathLike[str] | None = None,
     shard_size: int = 256,
     show_progress: bool = True,
+    executor: Any = None,
 ) -> np.ndarray:
-    """Embeddings of ``docs`` in their order, float32 (n, dim), resuming from cached shards."""
+    """Embeddings of ``docs`` in their order, float32 (n, dim), resuming from cached shards; the
+    missing shards are encoded here, or by ``executor``'s workers when one is given."""
     folder = Path(cache_dir or default_cache_dir()) / "embeddings" / corpus_key(encoder, docs)
     folder.mkdir(parents=True, exist_ok=True)
     texts = [doc.full_text() for doc in docs]
@@ -62,15 +67,21 @@ def encode_corpus(
         shards.append(_load(path, min(shard_size, len(docs) - i * shard_size)))
     done = sum(len(s) for s in shards if s is not None)
     bar = tqdm(total=len(docs), initial=done, desc="encode passages", unit="doc", disable=not show_progress)
-    for i in range(n_shards):
-        if shards[i] is not None:
-            continue
-        rows = order[i * shard_size : (i + 1) * shard_size]
-        vectors = encoder.encode_passages([texts[r] for r in rows])
+    missing = [i for i in range(n_shards) if shards[i] is None]
+    batches = [[texts[r] for r in order[i * shard_size : (i + 1) * shard_size]] for i in missing]
+    if executor is None:
+        results: Any = ((j, encoder.encode_passages(batch)) for j, batch in enumerate(batches))
+    else:
+        results = executor.map_payloads(partial(_passage_encoder, encoder.settings()), batches)
+    for j, vectors in results:
+        i = missing[j]
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(batches[j]), vectors.shape[1] if vectors.ndim == 2 else -1):
+            raise RuntimeError(f"shard {i}: the encoder returned {vectors.shape} for {len(batches[j])} passages")
         with atomic_open(folder / f"shard-{i:05d}.npy", "wb") as handle:
             np.save(handle, vectors)
         shards[i] = vectors
-        bar.update(len(rows))
+        bar.update(len(vectors))
     bar.close()
     if not shards:
         raise ValueError("cannot encode an empty corpus")
@@ -78,6 +89,13 @@ def encode_corpus(
     out = np.empty_like(stacked)
     out[order] = stacked
     return out
+
+
+def _passage_encoder(settings: dict[str, Any]) -> Any:
+    """In a worker: a BiEncoder built from ``settings``, as a function of a list of passage texts."""
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    return BiEncoder(**settings).encode_passages
 
 
 def _load(path: Path, rows: int) -> np.ndarray | None:

@@ -226,8 +226,10 @@ def build_index_dir(
     overwrite: bool = False,
     device: str = "auto",
     show_progress: bool = True,
+    executor: Any = None,
 ) -> Path:
-    """Encode ``corpus`` with ``encoder`` (a BiEncoder), index it and write the directory ``out`` atomically."""
+    """Encode ``corpus`` with ``encoder`` (a BiEncoder; on ``executor``'s workers when given, e.g. Ray
+    Data), index it and write the directory ``out`` atomically."""
     out = Path(out).absolute()
     index_cls = INDEX_TYPES.get(index_type)
     params = index_options(index_type, index_params)
@@ -243,7 +245,9 @@ def build_index_dir(
         raise ConfigError(f"bad parameters for index type {index_type!r}: {exc}") from None
     docs = list(corpus.values())
     started = time.perf_counter()
-    vectors = encode_corpus(encoder, docs, cache_dir, shard_size=shard_size, show_progress=show_progress)
+    vectors = encode_corpus(
+        encoder, docs, cache_dir, shard_size=shard_size, show_progress=show_progress, executor=executor
+    )
     encoded = time.perf_counter()
     if not index.is_trained:
         log.info("training %s on %d vectors", index_type, len(vectors))

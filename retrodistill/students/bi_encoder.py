@@ -43,11 +43,24 @@ class BiEncoder:
         if max_seq_length:
             self.model.max_seq_length = int(max_seq_length)
         self.model_id = model
+        self.device = device
         self.batch_size = int(batch_size)
         self.normalize = normalize
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self._revision: str | None = None
+
+    def settings(self) -> dict[str, object]:
+        """The constructor arguments of an equal encoder (``BiEncoder(**settings())``, e.g. in a worker)."""
+        return {
+            "model": self.model_id,
+            "batch_size": self.batch_size,
+            "normalize": self.normalize,
+            "max_seq_length": int(self.model.max_seq_length),
+            "device": self.device,
+            "query_prefix": self.query_prefix,
+            "passage_prefix": self.passage_prefix,
+        }
 
     @property
     def revision(self) -> str:

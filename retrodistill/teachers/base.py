@@ -17,6 +17,11 @@ Granularities and how their answers become a ranking (higher score = more releva
 
 Scores are written to a ``ScoreStore`` chunk by chunk (pointwise, pairwise) or query by query
 (listwise), so a killed run resumes where it stopped; keys already stored are skipped.
+
+``executor`` (``retrodistill.executors``; None = this process) runs the pointwise and pairwise hooks on
+other workers, e.g. Ray Data actors each holding a copy of this teacher: chunks go out as payloads, their
+scores come back here and are stored as they arrive, so resuming works the same. Listwise scoring runs
+here (its windows depend on the previous window's answer).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -56,6 +62,11 @@ class Teacher(ABC):
         self.stride = int(stride)
         self.repairs: Counter[str] = Counter()
         self.last_rate: float = 0.0
+        self.executor: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy for another worker (``executor``) carries the teacher, not the executor."""
+        return {**self.__dict__, "executor": None}
 
     @property
     @abstractmethod
@@ -104,7 +115,8 @@ class Teacher(ABC):
         results: dict[tuple[str, str], float] = {}
         self._run_chunks(
             todo,
-            lambda chunk: self._score_pairs([(queries[q].text, corpus[d].full_text()) for q, d in chunk]),
+            "_score_pairs",
+            lambda chunk: [(queries[q].text, corpus[d].full_text()) for q, d in chunk],
             lambda chunk, vals: [ScoredPair(q, d, v) for (q, d), v in zip(chunk, vals, strict=True)],
             results,
             store,
@@ -129,12 +141,10 @@ class Teacher(ABC):
         todo = [key for key in self._pair_keys(candidates) if key not in done]
         results: dict[tuple[str, str, str], float] = {}
 
-        def ask(chunk: list[tuple[str, str, str]]) -> list[float]:
-            return self._prefer([(queries[q].text, corpus[a].full_text(), corpus[b].full_text()) for q, a, b in chunk])
-
         self._run_chunks(
             todo,
-            ask,
+            "_prefer",
+            lambda chunk: [(queries[q].text, corpus[a].full_text(), corpus[b].full_text()) for q, a, b in chunk],
             lambda chunk, vals: [Preference(q, a, b, v) for (q, a, b), v in zip(chunk, vals, strict=True)],
             results,
             store,
@@ -170,12 +180,19 @@ class Teacher(ABC):
         self.last_rate = n_windows / max(time.perf_counter() - start, 1e-9)
         return {q: run[q] for q in candidates}
 
-    def _run_chunks(self, todo, compute, to_rows, results, store, show_progress, unit) -> None:
+    def _run_chunks(self, todo, hook: str, inputs: Callable, to_rows, results, store, show_progress, unit) -> None:
+        """Apply ``hook`` to ``inputs(chunk)`` for each chunk of ``todo`` (here, or on ``self.executor``'s
+        workers), storing each chunk's rows as its answer arrives."""
         bar = tqdm(total=len(todo), desc=f"{self.spec.kind} {self.granularity}", unit=unit, disable=not show_progress)
         start = time.perf_counter()
-        for lo in range(0, len(todo), self.chunk_size):
-            chunk = todo[lo : lo + self.chunk_size]
-            values = [float(v) for v in compute(chunk)]
+        chunks = [todo[lo : lo + self.chunk_size] for lo in range(0, len(todo), self.chunk_size)]
+        if self.executor is None:
+            answers: Any = ((i, getattr(self, hook)(inputs(chunk))) for i, chunk in enumerate(chunks))
+        else:
+            answers = self.executor.map_payloads(partial(_teacher_hook, self, hook), [inputs(c) for c in chunks])
+        for i, raw in answers:
+            chunk = chunks[i]
+            values = [float(v) for v in raw]
             if len(values) != len(chunk) or not all(math.isfinite(v) for v in values):
                 raise RuntimeError(f"{type(self).__name__} returned {len(values)} values (or NaN) for {len(chunk)}")
             rows = to_rows(chunk, values)
@@ -197,6 +214,13 @@ class Teacher(ABC):
     def _rank_window(self, query: str, passages: list[str]) -> list[int]:
         """Listwise hook: a permutation of ``range(len(passages))``, most relevant first."""
         raise NotImplementedError(f"{type(self).__name__} has no listwise mode")
+
+
+def _teacher_hook(teacher: Teacher, hook: str) -> Callable[[Any], Any]:
+    """In a worker: the teacher's (unpickled copy's) hook, its model loaded once."""
+    teacher.executor = None
+    teacher.load()
+    return getattr(teacher, hook)
 
 
 def check_inputs(queries: Mapping[str, Query], candidates: Candidates, corpus: Mapping[str, Document]) -> None:
