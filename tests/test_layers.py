@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "retrodistill"
 
 # Bottom to top. A module may import its own layer's folders and anything below.
 LAYERS = [
-    {"__init__", "errors", "atomic", "registry", "specs", "revision", "precision"},
+    {"__init__", "errors", "atomic", "registry", "specs", "revision", "precision", "executors"},
     {"data"},
     {"students", "losses"},
     {"index"},

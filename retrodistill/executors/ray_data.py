@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from retrodistill.errors import require
-from retrodistill.executors import RayOptions
+from retrodistill.executors.options import RayOptions
 
 log = logging.getLogger("retrodistill.executors")
 
