@@ -83,12 +83,13 @@ def run_suite(name: str, vectors: np.ndarray, queries: np.ndarray, args: argpars
                               "ms_per_query": round(flat_ms, 4), "recall@10": 1.0}  # fmt: skip
     nlist = args.nlist or max(1, min(int(4 * np.sqrt(len(vectors))), len(vectors) // 39))
     configs = {
-        "hnsw": {"M": args.M, "efConstruction": args.ef_construction},
-        "ivf": {"nlist": nlist},
-        "ivfpq": {"nlist": nlist, "m": args.m},
+        "hnsw": ("hnsw", {"M": args.M, "efConstruction": args.ef_construction}),
+        "ivf": ("ivf", {"nlist": nlist}),
+        "ivfpq": ("ivfpq", {"nlist": nlist, "m": args.m}),
+        "ivfpq+refine": ("ivfpq", {"nlist": nlist, "m": args.m, "refine": args.refine, "k_factor": args.k_factor}),
     }
-    for kind, params in configs.items():
-        if kind in args.skip:
+    for name, (kind, params) in configs.items():
+        if name in args.skip:
             continue
         index, seconds, bpv, marginal = build(kind, vectors, params, args.train_size)
         built_params = index.params
@@ -103,14 +104,18 @@ def run_suite(name: str, vectors: np.ndarray, queries: np.ndarray, args: argpars
             row = {knob: value, "recall@10": round(recall_at_k(ids, exact_ids, 10), 4), "ms_per_query": round(ms, 4),
                    "speedup_vs_flat": round(flat_ms / ms, 2)}  # fmt: skip
             sweep.append(row)
-            print(f"{kind} {knob}={value}: recall@10 {row['recall@10']:.4f}, {ms:.4f} ms/q, x{row['speedup_vs_flat']}")
+            print(f"{name} {knob}={value}: recall@10 {row['recall@10']:.4f}, {ms:.4f} ms/q, x{row['speedup_vs_flat']}")
         good = [r for r in sweep if r["recall@10"] >= 0.95]
         best = max(good, key=lambda r: r["speedup_vs_flat"]) if good else None
-        suite["types"][kind] = {"params": built_params, "build_s": round(seconds, 2),
+        suite["types"][name] = {"params": built_params, "build_s": round(seconds, 2),
                                 "bytes_per_vector": round(bpv, 1), "marginal_bytes_per_vector": round(marginal, 1),
                                 "sweep": sweep,
                                 "fastest_at_recall_0.95": best}  # fmt: skip
-        print(f"{kind}: build {seconds:.1f}s, {bpv:.1f} B/vector, best at recall>=0.95: {best}", flush=True)
+        if params.get("refine"):
+            stored = {"flat": 4, "fp16": 2, "sq8": 1}[params["refine"]] * vectors.shape[1]
+            suite["types"][name]["in_ram_bytes_per_vector"] = round(marginal - stored, 1)
+            suite["types"][name]["memory_mapped_bytes_per_vector"] = stored
+        print(f"{name}: build {seconds:.1f}s, {bpv:.1f} B/vector, best at recall>=0.95: {best}", flush=True)
         del index
         gc.collect()
     return suite
@@ -162,6 +167,10 @@ def markdown(result: dict) -> str:
             size = f"{info['bytes_per_vector']}" + (
                 f"; {info['marginal_bytes_per_vector']}" if "marginal_bytes_per_vector" in info else ""
             )
+            if "in_ram_bytes_per_vector" in info:
+                size += (
+                    f" ({info['in_ram_bytes_per_vector']} in RAM + {info['memory_mapped_bytes_per_vector']} mmapped)"
+                )
             lines.append(f"| {kind} | {info.get('params', {})} | {info['build_s']} | {size} | "
                          f"{setting} | {best.get('recall@10', '-')} | {best.get('ms_per_query', '-')} | "
                          f"{best.get('speedup_vs_flat', '-')} |")  # fmt: skip
@@ -187,13 +196,16 @@ def main() -> None:
     parser.add_argument("--ef-construction", type=int, default=100)
     parser.add_argument("--nlist", type=int, help="default ~4*sqrt(n)")
     parser.add_argument("--m", type=int, default=48, help="ivfpq code bytes per vector")
+    parser.add_argument("--refine", default="fp16", help="ivfpq+refine: stored vectors (flat, fp16, sq8)")
+    parser.add_argument("--k-factor", type=int, default=8, help="ivfpq+refine: shortlist = k * k_factor")
     parser.add_argument("--train-size", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], help="index types to skip (hnsw, ivf, ivfpq)")
+    parser.add_argument("--skip", nargs="*", default=[], help="to skip: hnsw, ivf, ivfpq, ivfpq+refine")
     parser.add_argument("--scifact", default="beir/scifact/test", help="dataset for the real-corpus suite ('' = skip)")
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads (1: stable on shared cores)")
     parser.add_argument("--out", default="eval/results/index")
+    parser.add_argument("--tag", default="", help="suffix of the result files (e.g. refine)")
     args = parser.parse_args()
     import faiss
 
@@ -209,7 +221,7 @@ def main() -> None:
     result["machine"]["load_average_end"] = os.getloadavg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.n in (0, 200_000) else f"-{args.n}"
+    suffix = ("" if args.n in (0, 200_000) else f"-{args.n}") + (f"-{args.tag}" if args.tag else "")
     (out / f"bench_index{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / f"bench_index{suffix}.md").write_text(markdown(result) + "\n")
     print(markdown(result))

@@ -167,12 +167,16 @@ class FaissIndex(VectorIndex):
         self.faiss.write_index(self.cpu_index(), self.faiss.PyCallbackIOWriter(handle.write))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], query_chunk: int = 256, **params: Any) -> FaissIndex:
-        """Build parameters come from the file; search parameters (efSearch, nprobe) and device from ``params``."""
+    def load(
+        cls, path: str | os.PathLike[str], query_chunk: int = 256, mmap: bool = True, io_flags: int = 0, **params: Any
+    ) -> FaissIndex:
+        """Build parameters come from the file; search parameters (efSearch, nprobe) and device from ``params``.
+        ``mmap`` matters only to types that memory-map part of the file (ivfpq with refine); ``io_flags``
+        are FAISS's read flags."""
         faiss = import_faiss()
         if not os.path.isfile(path):
             raise ConfigError(f"{path}: index file not found")
-        cpu = faiss.read_index(os.fspath(path))
+        cpu = faiss.read_index(os.fspath(path), io_flags)
         if cpu.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise ConfigError(f"{path}: expected an inner-product FAISS index")
         self = cls(int(cpu.d), query_chunk=query_chunk, **{**params, **cls._build_params_of(cpu)})

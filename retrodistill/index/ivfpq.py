@@ -1,11 +1,17 @@
-"""Compressed approximate search: an inverted file with product-quantised codes (FAISS IndexIVFPQ)."""
+"""Compressed approximate search: an inverted file with product-quantised codes (FAISS IndexIVFPQ),
+optionally re-ranked with stored vectors (FAISS IndexRefine)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+import numpy as np
 
 from retrodistill.errors import ConfigError
 from retrodistill.index.ivf import IVFIndex
+
+REFINE = {"flat": None, "fp16": "QT_fp16", "sq8": "QT_8bit"}
 
 
 class IVFPQIndex(IVFIndex):
@@ -13,6 +19,12 @@ class IVFPQIndex(IVFIndex):
     plus its 8-byte id, in ``nlist`` k-means cells; a query scans ``nprobe`` cells. Scores are the
     PQ estimate of the inner product (approximate; re-rank with exact vectors when it matters).
     ``pq_bytes`` is an alias of ``m``; ``m`` must divide ``dim``. Needs training.
+
+    ``refine`` (``flat``, ``fp16`` or ``sq8``) also stores each vector in that form (4, 2 or 1 bytes per
+    dimension) and re-scores the PQ shortlist of ``k * k_factor`` candidates with it, so scores are exact
+    (flat) or near-exact inner products. The stored vectors are read memory-mapped from the index file
+    (``mmap``, the default when loading), so RAM holds the PQ codes and the page cache what queries touch.
+    A memory-mapped index cannot take vectors: updates load it with ``mmap=False``. CPU only.
     """
 
     name = "ivfpq"
@@ -27,6 +39,8 @@ class IVFPQIndex(IVFIndex):
         m: int | None = None,
         pq_bytes: int | None = None,
         nbits: int = 8,
+        refine: str | None = None,
+        k_factor: int = 4,
     ) -> None:
         if m is not None and pq_bytes is not None and m != pq_bytes:
             raise ConfigError("ivfpq: m and pq_bytes are the same setting; give one")
@@ -35,19 +49,83 @@ class IVFPQIndex(IVFIndex):
             raise ConfigError(f"ivfpq: m (pq_bytes) must divide the dimension {dim}, got {m}")
         if nbits != 8:
             raise ConfigError("ivfpq: only nbits=8 is supported (one byte per sub-vector)")
+        if refine is not None and refine not in REFINE:
+            raise ConfigError(f"ivfpq: refine must be one of {', '.join(REFINE)}, got {refine!r}")
+        if k_factor < 1:
+            raise ConfigError("ivfpq: k_factor must be positive")
         self.m, self.nbits = m, int(nbits)
+        self.refine, self.k_factor = refine, int(k_factor)
+        self.gpu_capable = refine is None  # FAISS has no GPU IndexRefine
+        self.mmapped = False
         super().__init__(dim, query_chunk, device, nlist, nprobe)
 
     @property
     def params(self) -> dict[str, Any]:
-        return {**super().params, "m": self.m, "nbits": self.nbits}
+        extra = {"refine": self.refine, "k_factor": self.k_factor} if self.refine else {}
+        return {**super().params, "m": self.m, "nbits": self.nbits, **extra}
 
     def _new_index(self, n_train: int) -> Any:
         quantizer = self.faiss.IndexFlatIP(self.dim)
         nlist = self._resolve_nlist(n_train)
         if n_train and n_train < 2**self.nbits:
             raise ConfigError(f"ivfpq: training needs at least {2**self.nbits} vectors, got {n_train}")
-        return self.faiss.IndexIVFPQ(quantizer, self.dim, nlist, self.m, self.nbits, self.faiss.METRIC_INNER_PRODUCT)
+        ivfpq = self.faiss.IndexIVFPQ(quantizer, self.dim, nlist, self.m, self.nbits, self.faiss.METRIC_INNER_PRODUCT)
+        if self.refine is None:
+            return ivfpq
+        if REFINE[self.refine] is None:
+            exact = self.faiss.IndexFlatIP(self.dim)
+        else:
+            kind = getattr(self.faiss.ScalarQuantizer, REFINE[self.refine])
+            exact = self.faiss.IndexScalarQuantizer(self.dim, kind, self.faiss.METRIC_INNER_PRODUCT)
+        index = self.faiss.IndexRefine(ivfpq, exact)
+        self._parts = (quantizer, ivfpq, exact)  # the Python objects FAISS points into
+        return index
+
+    def _search_params(self) -> dict[str, int]:
+        params = super()._search_params()
+        return {**params, "k_factor_rf": self.k_factor} if self.refine else params
+
+    def set_search_params(self, **params: int) -> None:
+        """As FaissIndex's, plus ``k_factor`` (the refine shortlist is k * k_factor) when ``refine`` is set."""
+        if "k_factor" in params:
+            value = int(params.pop("k_factor"))
+            if not self.refine or value < 1:
+                raise ConfigError("ivfpq: k_factor needs refine and must be positive")
+            self.k_factor = value
+        params.pop("k_factor_rf", None)
+        super().set_search_params(**params)
+
+    def _selector_params(self, selector: Any) -> Any:
+        if self.refine is None:
+            return super()._selector_params(selector)
+        base = self.faiss.SearchParametersIVF()
+        base.sel, base.nprobe = selector, super()._search_params()["nprobe"]
+        params = self.faiss.IndexRefineSearchParameters()
+        params.sel, params.base_index_params, params.k_factor = selector, base, float(self.k_factor)
+        self._base_params = base  # kept alive for the call
+        return params
+
+    def _add(self, vectors: np.ndarray) -> None:
+        if self.mmapped:
+            raise ConfigError(
+                "ivfpq: this index was opened memory-mapped (refine) and cannot take vectors; load it with mmap=False"
+            )
+        super()._add(vectors)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], query_chunk: int = 256, mmap: bool = True, **params: Any) -> Any:
+        """As FaissIndex.load; with ``refine`` and ``mmap`` the stored vectors stay on disk, memory-mapped."""
+        if not (mmap and params.get("refine")):
+            return super().load(path, query_chunk, **params)
+        self = super().load(path, query_chunk, io_flags=cls._mmap_flag(), **params)
+        self.mmapped = True
+        return self
+
+    @staticmethod
+    def _mmap_flag() -> int:
+        import faiss
+
+        return int(faiss.IO_FLAG_MMAP_IFC)
 
     def _cloner_options(self) -> Any:
         options = self.faiss.GpuClonerOptions()
@@ -59,4 +137,13 @@ class IVFPQIndex(IVFIndex):
         import faiss
 
         ivf = faiss.downcast_index(faiss.extract_index_ivf(cpu_index))
-        return {"nlist": int(ivf.nlist), "m": int(ivf.pq.M), "nbits": int(ivf.pq.nbits)}
+        params = {"nlist": int(ivf.nlist), "m": int(ivf.pq.M), "nbits": int(ivf.pq.nbits)}
+        top = faiss.downcast_index(cpu_index)
+        if isinstance(top, faiss.IndexRefine):
+            exact = faiss.downcast_index(top.refine_index)
+            if isinstance(exact, faiss.IndexScalarQuantizer):
+                kinds = {int(getattr(faiss.ScalarQuantizer, v)): k for k, v in REFINE.items() if v}
+                params["refine"] = kinds.get(int(exact.sq.qtype), "fp16")
+            else:
+                params["refine"] = "flat"
+        return params

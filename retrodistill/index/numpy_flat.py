@@ -39,6 +39,7 @@ class NumpyFlatIndex(VectorIndex):
     @classmethod
     def load(cls, path: str | os.PathLike[str], query_chunk: int = 256, **params: Any) -> NumpyFlatIndex:
         params.pop("device", None)
+        params.pop("mmap", None)
         if params:
             raise ConfigError(f"numpy takes no parameters, got: {', '.join(params)}")
         try:

@@ -328,11 +328,14 @@ def load_index_dir(
     device: str = "auto",
     query_chunk: int = 256,
     verify: str = "full",
+    mmap: bool = True,
     **search_params: Any,
 ) -> IndexDir:
     """Load an index directory after verifying it against its manifest (``verify="full"``: sizes and
     sha256 of every file; ``"fast"``: sizes only). ``search_params`` override the manifest's (e.g.
-    ``nprobe=32``, ``efSearch=256``). Any damage is one IndexIntegrityError naming the file."""
+    ``nprobe=32``, ``efSearch=256``). ``mmap=False`` reads every part into memory (an index that memory-maps
+    its stored vectors, ivfpq with refine, can then take new vectors). Any damage is one IndexIntegrityError
+    naming the file."""
     folder = Path(path)
     manifest = read_manifest(folder)
     checks = verify_files(folder, manifest, verify)
@@ -344,7 +347,7 @@ def load_index_dir(
         params["device"] = device
     index_path = checks["index"].path
     try:
-        index = cls.load(index_path, query_chunk=query_chunk, **params)
+        index = cls.load(index_path, query_chunk=query_chunk, mmap=mmap, **params)
     except TypeError as exc:
         raise ConfigError(f"bad search parameters for index type {index_type!r}: {exc}") from None
     except (RuntimeError, MemoryError, ValueError, EOFError, OSError) as exc:

@@ -61,7 +61,7 @@ def add_documents(
     repeats, or a document has no text. Returns the update record written to the manifest."""
     folder = Path(path).absolute()
     with _update_lock(folder):
-        store = load_index_dir(folder, device="cpu")
+        store = load_index_dir(folder, device="cpu", mmap=False)
         store.check_encoder(encoder)
         _check_new(store, docs)
         started = time.perf_counter()
