@@ -12,6 +12,8 @@ index types (--index TYPE[,key=value...]):
   hnsw,M=32,efConstruction=200,efSearch=128
   ivf,nlist=1024,nprobe=16  (nlist defaults to ~4*sqrt(n))
   ivfpq,nlist=1024,nprobe=16,m=48   (m = pq_bytes = code bytes per vector; must divide the dimension)
+  ivfpq,m=48,refine=fp16,k_factor=32  (+ refine: the PQ shortlist of k * k_factor re-scored with stored
+                            flat / fp16 / sq8 vectors, memory-mapped from the file when served)
   numpy                     exact, numpy oracle (index.npy)
 
 examples:
