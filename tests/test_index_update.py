@@ -29,6 +29,12 @@ def parts(scifact_slice, bi_encoder):
     return docs, queries
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One embedding cache for the module: each document subset is encoded once."""
+    return tmp_path_factory.mktemp("update-embeddings")
+
+
 def _build(path, encoder, docs, cache, index="flat", **params):
     corpus = {d.doc_id: d for d in docs}
     return build_index_dir(path, encoder, corpus, "slice", index, params, cache_dir=cache, show_progress=False)
@@ -45,10 +51,9 @@ def _digest(folder) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_flat_after_add_and_delete_equals_a_fresh_build(parts, bi_encoder, tmp_path):
+def test_flat_after_add_and_delete_equals_a_fresh_build(parts, bi_encoder, tmp_path, cache):
     docs, queries = parts
     half = len(docs) // 2
-    cache = tmp_path / "cache"
     updated = _build(tmp_path / "updated", bi_encoder, docs[:half], cache)
     record = add_documents(updated, bi_encoder, docs[half:], cache_dir=cache, show_progress=False)
     assert record["op"] == "add" and record["documents"] == len(docs) - half
@@ -82,12 +87,11 @@ def test_flat_after_add_and_delete_equals_a_fresh_build(parts, bi_encoder, tmp_p
 
 
 @pytest.mark.parametrize(("index", "params"), [("hnsw", {"M": 16, "efSearch": 64}), ("ivf", {"nlist": 8, "nprobe": 4})])
-def test_approximate_indexes_take_updates_and_keep_their_recall(parts, bi_encoder, tmp_path, index, params):
+def test_approximate_indexes_take_updates_and_keep_their_recall(parts, bi_encoder, tmp_path, cache, index, params):
     """Recall@10 of the updated approximate index against a fresh flat build of the same documents,
     printed; IVF with nprobe = nlist must be exact, HNSW on a few hundred vectors near it."""
     docs, queries = parts
     half = len(docs) // 2
-    cache = tmp_path / "cache"
     updated = _build(tmp_path / "updated", bi_encoder, docs[:half], cache, index, **params)
     add_documents(updated, bi_encoder, docs[half:], cache_dir=cache, show_progress=False)
     gone = sorted(d.doc_id for d in docs[1::4])
@@ -104,9 +108,8 @@ def test_approximate_indexes_take_updates_and_keep_their_recall(parts, bi_encode
     assert recall == 1.0 if index == "ivf" else recall >= 0.95
 
 
-def test_bad_updates_are_refused_and_change_nothing(parts, bi_encoder, tmp_path):
+def test_bad_updates_are_refused_and_change_nothing(parts, bi_encoder, tmp_path, cache):
     docs, _ = parts
-    cache = tmp_path / "cache"
     folder = _build(tmp_path / "idx", bi_encoder, docs[:50], cache)
     before = _digest(folder)
     with pytest.raises(DataError, match="already in the index"):
@@ -129,12 +132,18 @@ def test_bad_updates_are_refused_and_change_nothing(parts, bi_encoder, tmp_path)
 
     done = subprocess.run(
         [*EXE, "index", "delete", str(folder), "--ids", f"{docs[2].doc_id},missing-1"],
-        capture_output=True, text=True, env=os.environ, timeout=300,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=300,
     )
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "missing-1" in done.stderr and _digest(folder) == before
     done = subprocess.run(
         [*EXE, "-q", "index", "delete", str(folder), "--ids", docs[2].doc_id],
-        capture_output=True, text=True, env=os.environ, timeout=300,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=300,
     )
     assert done.returncode == 0 and "deleted 1 document(s)" in done.stdout and "49 live" in done.stdout, done.stderr

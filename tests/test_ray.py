@@ -58,10 +58,15 @@ def test_encoding_and_index_build_through_ray_equal_the_local_path(executor, sli
     np.testing.assert_array_equal(again, through)
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
 
-    # index build --executor ray gives the index a local build gives
+    # index build through Ray (one shard lost from the cache, so the build's encoding goes through the
+    # actors) gives the index a local build gives
+    shards[0].unlink()
     corpus = {d.doc_id: d for d in docs}
-    a = build_index_dir(tmp_path / "a", bi_encoder, corpus, "slice", cache_dir=tmp_path / "c1", executor=executor)
-    b = build_index_dir(tmp_path / "b", bi_encoder, corpus, "slice", cache_dir=tmp_path / "c2")
+    a = build_index_dir(
+        tmp_path / "a", bi_encoder, corpus, "slice", cache_dir=tmp_path / "ray", shard_size=64, executor=executor
+    )
+    assert shards[0].exists()
+    b = build_index_dir(tmp_path / "b", bi_encoder, corpus, "slice", cache_dir=tmp_path / "local", shard_size=64)
     queries = bi_encoder.encode_queries([q.text for q in ds.judged_queries()])
     hits_a = load_index_dir(a, device="cpu").search(queries, 10)
     hits_b = load_index_dir(b, device="cpu").search(queries, 10)
