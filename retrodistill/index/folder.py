@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from retrodistill.errors import ConfigError
@@ -61,3 +64,19 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextmanager
+def building(out: Path) -> Iterator[Path]:
+    """A private temp folder beside ``out`` to write into; when the block ends without error it is made
+    readable and swapped into place as ``out``, on any error (or a kill signal's exception) removed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(out)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-{os.getpid()}-"))
+    try:
+        yield tmp
+        make_readable(tmp)
+        swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

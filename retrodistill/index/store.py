@@ -19,9 +19,7 @@ import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -40,7 +38,7 @@ from retrodistill.errors import ConfigError, DataError
 from retrodistill.index import INDEX_TYPES
 from retrodistill.index.base import VectorIndex
 from retrodistill.index.encode import corpus_key, encode_corpus
-from retrodistill.index.folder import check_target, make_readable, remove_stale_builds, swap_into_place
+from retrodistill.index.folder import building, check_target
 from retrodistill.index.manifest import (
     FORMAT,
     MANIFEST,
@@ -259,10 +257,7 @@ def build_index_dir(
     bar.close()
     indexed = time.perf_counter()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_builds(out)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-{os.getpid()}-"))
-    try:
+    with building(out) as tmp:
         index_file = index_file_name(index_type)
         with atomic_open(tmp / index_file, "wb") as handle:
             index_writer = HashingWriter(handle)
@@ -308,11 +303,6 @@ def build_index_dir(
             "files": files,
         }
         write_manifest(tmp, manifest)
-        make_readable(tmp)
-        swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote %s (%s, %d vectors, %.1f s)", out, index_type, len(docs), time.perf_counter() - started)
     return out
 

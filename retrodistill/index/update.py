@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -33,7 +32,7 @@ from retrodistill.atomic import atomic_open
 from retrodistill.data.records import Document
 from retrodistill.errors import DataError
 from retrodistill.index.encode import encode_corpus
-from retrodistill.index.folder import make_readable, remove_stale_builds, swap_into_place
+from retrodistill.index.folder import building
 from retrodistill.index.manifest import HashingWriter, file_entry, write_manifest
 from retrodistill.index.store import DOCS, IDS, IndexDir, load_index_dir
 
@@ -153,9 +152,7 @@ def _write(store: IndexDir, ids: list[str | None], docs_edit: Any, record: dict[
     manifest = json.loads(json.dumps(store.manifest))
     manifest.pop("checksum", None)
     index_name = manifest["index"]["file"]
-    remove_stale_builds(out)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-{os.getpid()}-"))
-    try:
+    with building(out) as tmp:
         if rewrite_index:
             with atomic_open(tmp / index_name, "wb") as handle:
                 writer = HashingWriter(handle)
@@ -182,11 +179,6 @@ def _write(store: IndexDir, ids: list[str | None], docs_edit: Any, record: dict[
         corpus["key"] = hashlib.sha256(f"{corpus['key']}:{record['ids_sha256']}".encode()).hexdigest()[:24]
         corpus.update(size=live, deleted=len(ids) - live, updates=[*corpus.get("updates", []), record])
         write_manifest(tmp, manifest)
-        make_readable(tmp)
-        swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
