@@ -118,13 +118,13 @@ def test_killed_ray_teach_resumes_without_duplicates(scifact_slice, slice_docs, 
     proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and _rows(store) == 0:
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = _rows(store)
     total = 30 * len(ds.judged_queries())
-    assert 0 < partial < total + len(ds.judged_queries()) * 30
+    assert 0 < partial <= total  # usually midway (1,024 of 1,200 seen); on a fast machine it can be the end
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     teacher = build_teacher(TEACHER)
