@@ -198,3 +198,28 @@ def test_round_trip_filter_keeps_queries_whose_source_bm25_finds(scifact_slice):
     rank_of_a = sorted(ranking, key=lambda d: (-ranking[d], d)).index(a.doc_id) + 1 if a.doc_id in ranking else None
     wide = round_trip_filter(queries, corpus, k=50)
     assert wide.ranks["bad"] == rank_of_a and wide.ranks["good"] == 1
+
+
+def test_a_template_mix_draws_one_template_per_attempt_by_seed():
+    mix = QueryGenerator(template="gpl+finding", seed=5)
+    assert [t.name for t in mix.templates] == ["gpl", "finding"]
+    drawn = [mix.template_for(f"d{i}", k).name for i in range(200) for k in range(2)]
+    assert drawn == [
+        QueryGenerator(template="gpl+finding", seed=5).template_for(f"d{i}", k).name
+        for i in range(200)
+        for k in range(2)
+    ]
+    assert 150 < drawn.count("gpl") < 250  # both styles, about half each
+    assert drawn != [
+        QueryGenerator(template="gpl+finding", seed=6).template_for(f"d{i}", k).name
+        for i in range(200)
+        for k in range(2)
+    ]
+    single = QueryGenerator(template="gpl", seed=5)
+    assert single.spec.template == "gpl" and single.spec.template_hash == resolve_template("gpl").digest()
+    assert mix.spec.template == "gpl+finding" and mix.spec.fingerprint() != single.spec.fingerprint()
+    assert mix.spec.template_hash != QueryGenerator(template="finding+gpl", seed=5).spec.template_hash
+    with pytest.raises(ConfigError, match="empty part"):
+        QueryGenerator(template="gpl++finding")
+    with pytest.raises(ConfigError, match="unknown query template 'nope'"):
+        QueryGenerator(template="gpl+nope")

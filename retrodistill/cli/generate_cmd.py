@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from retrodistill.generation.templates import TEMPLATES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,7 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", help="BEIR folder to write (default: OUT without suffix + '-beir')")
     p.add_argument("--model", default=None, help="Hugging Face causal LM id (default SmolLM2-135M-Instruct GGUF)")
     p.add_argument("--gguf-file", help="GGUF file inside --model (default set for the default model)")
-    p.add_argument("--template", default="gpl", help="gpl (default), doc2query, inpars, or a text file with {passage}")
+    p.add_argument(
+        "--template",
+        default="gpl",
+        help=f"{', '.join(TEMPLATES)} (default gpl), a text file with {{passage}}, or a mix such as gpl+finding",
+    )
     p.add_argument("--per-passage", type=int, default=3, help="queries sampled per passage (default 3)")
     p.add_argument("--passages", type=int, default=1000, help="passages sampled from the corpus (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seeds the passage sample and every query's sampling")

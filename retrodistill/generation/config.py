@@ -36,9 +36,10 @@ class GenerateConfig(BaseModel):
     @field_validator("template")
     @classmethod
     def _template(cls, value: str) -> str:
-        from retrodistill.generation.templates import resolve_template
+        from retrodistill.generation.templates import resolve_templates
 
-        return checked(resolve_template, value)
+        checked(resolve_templates, value)
+        return value
 
     @field_validator("round_trip")
     @classmethod

@@ -20,7 +20,7 @@ from functools import cached_property
 from retrodistill.data.records import Document
 from retrodistill.errors import ConfigError
 from retrodistill.generation.store import GenerationSpec, QueryStore
-from retrodistill.generation.templates import QueryTemplate, check_query_template, resolve_template
+from retrodistill.generation.templates import QueryTemplate, check_query_template, mix_digest, resolve_templates
 
 log = logging.getLogger("retrodistill.generation")
 
@@ -76,7 +76,7 @@ class QueryGenerator:
         if not (temperature > 0.0 and 0.0 < top_p <= 1.0) or batch_size < 1 or max_new_tokens < 1:
             raise ConfigError("generation needs temperature > 0, 0 < top_p <= 1, batch_size >= 1, max_new_tokens >= 1")
         self.model_id, self.gguf_file = model, gguf_file
-        self.template = resolve_template(template) if isinstance(template, str) else check_query_template(template)
+        self.templates = resolve_templates(template) if isinstance(template, str) else (check_query_template(template),)
         self.seed, self.batch_size = int(seed), int(batch_size)
         self.max_new_tokens, self.temperature, self.top_p = int(max_new_tokens), float(temperature), float(top_p)
         self.max_passage_tokens = int(max_passage_tokens)
@@ -90,14 +90,14 @@ class QueryGenerator:
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_passage_tokens": self.max_passage_tokens,
-            "chat": self.template.chat,
+            "chat": self.templates[0].chat if len(self.templates) == 1 else [t.chat for t in self.templates],
         }
         return GenerationSpec(
             self.model_id,
             model_revision(self.model_id),
             self.gguf_file,
-            self.template.name,
-            self.template.digest(),
+            "+".join(t.name for t in self.templates),
+            mix_digest(self.templates),
             self.seed,
             options,
         )
@@ -139,7 +139,7 @@ class QueryGenerator:
         with tqdm(total=len(pending), unit="query", desc="generate", disable=not show_progress) as bar:
             for lo in range(0, len(pending), self.batch_size):
                 batch = pending[lo : lo + self.batch_size]
-                prompts = [self._prompt(doc) for doc, _ in batch]
+                prompts = [self._prompt(doc, k) for doc, k in batch]
                 texts = self._generate_batch(prompts, [row_seed(self.seed, doc.doc_id, k) for doc, k in batch])
                 store.add([(doc.doc_id, k, clean_query(t)) for (doc, k), t in zip(batch, texts, strict=True)])
                 bar.update(len(batch))
@@ -147,14 +147,21 @@ class QueryGenerator:
         counts = store.counts()
         return {"attempts": len(jobs), "generated": len(pending), **counts, "queries_per_s": len(pending) / seconds}
 
-    def _prompt(self, doc: Document) -> str:
+    def template_for(self, doc_id: str, sample: int) -> QueryTemplate:
+        """The template of attempt (passage, sample): the only one, or one of a mix drawn by seed."""
+        if len(self.templates) == 1:
+            return self.templates[0]
+        return self.templates[row_seed(self.seed + 1, doc_id, sample) % len(self.templates)]
+
+    def _prompt(self, doc: Document, sample: int = 0) -> str:
         tokenizer = self._lm[1]
+        template = self.template_for(doc.doc_id, sample)
         text = doc.full_text()
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) > self.max_passage_tokens:
             text = tokenizer.decode(ids[: self.max_passage_tokens])
-        prompt = self.template.text.format(passage=text)
-        if not self.template.chat:
+        prompt = template.text.format(passage=text)
+        if not template.chat:
             return prompt
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True

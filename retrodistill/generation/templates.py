@@ -2,8 +2,11 @@
 
 ``doc2query`` asks an instruction-tuned model for one search query (chat format); ``inpars`` is the
 InPars few-shot prompt (three MS MARCO document/query examples, then the passage, plain text);
-``gpl`` asks for a question the passage answers, as GPL's doc2query step does. A file given instead
-of a name is read as one chat template.
+``gpl`` asks for a question the passage answers, as GPL's doc2query step does; ``finding`` asks for a
+short statement of what the passage reports (claim-style queries, as in fact-checking and argument
+retrieval). A file given instead of a name is read as one chat template. Several names joined by
+``+`` (e.g. ``gpl+finding``) are a mix: each (passage, sample) draws one of them by seed, so a corpus
+gets queries of several styles at the cost of one.
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ TEMPLATES: dict[str, QueryTemplate] = {
         name="gpl",
         text="Passage: {passage}\n\nWrite a question that this passage answers. Reply with the question only.",
     ),
+    "finding": QueryTemplate(
+        name="finding",
+        text="Passage: {passage}\n\nWrite a short statement of the main finding of this passage. "
+        "Reply with the statement only.",
+    ),
 }
 
 
@@ -78,6 +86,22 @@ def check_query_template(template: QueryTemplate) -> QueryTemplate:
             + "; it takes only {passage}"
         )
     return template
+
+
+def resolve_templates(spec: str) -> tuple[QueryTemplate, ...]:
+    """The templates of a ``+``-joined mix (one name or file: a tuple of one), each checked."""
+    single = "+" not in spec or Path(spec).expanduser().is_file()
+    parts = [spec] if single else [part.strip() for part in spec.split("+")]
+    if any(not part for part in parts):
+        raise ConfigError(f"query template mix {spec!r} has an empty part; join names with '+', e.g. gpl+finding")
+    return tuple(resolve_template(part) for part in parts)
+
+
+def mix_digest(templates: tuple[QueryTemplate, ...]) -> str:
+    """One short hash for a mix (the template's own digest for a single one)."""
+    if len(templates) == 1:
+        return templates[0].digest()
+    return hashlib.sha256("\n".join(t.digest() for t in templates).encode()).hexdigest()[:12]
 
 
 def resolve_template(name_or_file: str) -> QueryTemplate:
