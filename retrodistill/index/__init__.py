@@ -1,5 +1,5 @@
 """Vector indexes over student embeddings: one registry, exact ``flat`` (FAISS) and ``numpy`` (oracle),
-approximate ``hnsw``, ``ivf`` and ``ivfpq``."""
+approximate ``hnsw``, ``ivf`` and ``ivfpq``, and ``qdrant`` (a vector database collection)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,6 @@ INDEX_TYPES.register("numpy", "retrodistill.index.numpy_flat:NumpyFlatIndex", "e
 INDEX_TYPES.register("hnsw", "retrodistill.index.hnsw:HNSWIndex", "HNSW graph (M, efConstruction, efSearch)")
 INDEX_TYPES.register("ivf", "retrodistill.index.ivf:IVFIndex", "inverted file, full vectors (nlist, nprobe)")
 INDEX_TYPES.register("ivfpq", "retrodistill.index.ivfpq:IVFPQIndex", "inverted file + PQ codes (nlist, nprobe, m)")
+INDEX_TYPES.register(
+    "qdrant", "retrodistill.index.qdrant:QdrantIndex", "a Qdrant collection: url= a server or cluster, else in-process"
+)

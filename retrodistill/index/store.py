@@ -4,7 +4,8 @@ Layout of ``DIR/``::
 
     manifest.json   model id + revision, dim, normalisation, metric, index type + params, corpus, version,
                     times; size + sha256 of every file below; a checksum of itself (see ``manifest``)
-    index.faiss     the FAISS index (faiss.write_index; ``index.npy`` for the numpy oracle)
+    index.faiss     the FAISS index (faiss.write_index; ``index.npy`` for the numpy oracle, ``index.qdrant``
+                    for a Qdrant collection: where it is, plus the vectors in local mode)
     ids.json        doc ids in row order: row i of the index is ids[i]; null marks a deleted row
     docs.sqlite     table docs(row, doc_id, title, text) for titles and snippets (live rows only)
 
@@ -73,7 +74,7 @@ ADD_CHUNK = 65536
 
 
 def index_file_name(index_type: str) -> str:
-    return "index.npy" if index_type == "numpy" else "index.faiss"
+    return {"numpy": "index.npy", "qdrant": "index.qdrant"}.get(index_type, "index.faiss")
 
 
 @dataclass(frozen=True, slots=True)
