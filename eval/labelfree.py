@@ -145,6 +145,9 @@ def _write_table(name: str, base: dict[str, Any], variants: dict[str, dict], run
         if result.name == "student":
             continue
         rows.append({"system": result.name, **_metrics(result, measures), "seconds": round(result.seconds, 1)})
+    ensemble = _ensemble_row(base, default, measures)
+    if ensemble is not None:
+        rows.insert(next(i for i, r in enumerate(rows) if r["system"].startswith("teacher")) + 1, ensemble)
     for variant, run in runs.items():  # the variants that ran (all, or the default plus --only)
         student = next(r for r in run["report"].results if r.name == "student")
         stages = {s["stage"]: s["seconds"] for s in run["stages"]}
@@ -171,6 +174,35 @@ def _write_table(name: str, base: dict[str, Any], variants: dict[str, dict], run
         f"# {name}: {default.dataset}, {default.n_queries} queries\n\n" + "\n".join(lines) + "\n"
     )
     print("\n".join(lines))
+
+
+def _ensemble_row(base: dict[str, Any], default: Any, measures: list[str]) -> dict[str, Any] | None:
+    """The teachers' ensemble re-ranking BM25's top ``teacher_eval_depth``: the member rows' runs (written by the
+    evaluation in ``<work_dir>/eval/``) fused as the store fuses them, scored with the same measures and
+    paired against bm25s. None for a single teacher."""
+    from retrodistill.data.load import load_dataset
+    from retrodistill.data.trec import read_run
+    from retrodistill.eval.measures import evaluate
+    from retrodistill.eval.significance import paired_test
+    from retrodistill.pipeline import DistillConfig
+    from retrodistill.teachers.ensemble import fuse_runs
+
+    config = DistillConfig(**base)
+    members = [r.name for r in default.results if r.name.startswith("teacher-")]
+    if len(config.teachers) < 2 or len(members) != len(config.teachers):
+        return None
+    folder = Path(config.work_dir) / "eval"
+    fused = fuse_runs([read_run(folder / f"{m}.trec") for m in members], config.teacher_weights, config.ensemble)
+    qrels = load_dataset(config.eval_dataset, config.eval_split).qrels
+    evaluation = evaluate(fused, qrels, measures)
+    bm25 = next(r for r in default.results if r.name == "bm25s").evaluation.per_query
+    qids = sorted(qrels)
+    pvalues = {
+        m: round(paired_test([evaluation.per_query[m][q] for q in qids], [bm25[m][q] for q in qids]), 4)
+        for m in measures
+    }
+    values = {m: round(v, 4) for m, v in evaluation.aggregate.items() if m in measures}
+    return {"system": f"teacher-ensemble ({config.ensemble})", **values, "p_vs_bm25s": pvalues}
 
 
 def _metrics(result: Any, measures: list[str]) -> dict[str, Any]:
