@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(quiet: bool) -> None:
-    """retrodistill's own INFO lines; only warnings and errors from libraries (they set their own levels)."""
+    """retrodistill's own INFO lines; only warnings and errors from libraries (they set their own levels).
+    Under torchrun only rank 0 speaks: the other ranks log warnings and errors, without progress bars."""
+    quiet = quiet or int(os.environ.get("RANK", "0") or 0) > 0
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(lambda record: record.name.startswith("retrodistill") or record.levelno >= logging.ERROR)

@@ -12,6 +12,8 @@ config keys (JSON or YAML; unknown keys are rejected), e.g. eval/configs/student
    "output": "students/scifact-kl"}
 without "store", the student is fine-tuned on the train qrels with in-batch InfoNCE (the supervised baseline).
 a killed run resumes from its last checkpoint when started again with the same config.
+data-parallel (bi-encoder students): torchrun --nproc_per_node=N -m retrodistill.cli.main train CONFIG
+  (gloo on CPUs, NCCL on GPUs; batch_size stays the global batch; in-batch negatives span all ranks).
 """
 
 
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from retrodistill.cli.configfile import load_config_file
     from retrodistill.training import train_student
     from retrodistill.training.config import StudentConfig
+    from retrodistill.training.distributed import is_main_process
 
     values = load_config_file(args.config)
     if args.output:
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         values["max_steps"] = args.max_steps
     config = StudentConfig(**values)
     result = train_student(config, show_progress=not args.quiet)
+    if not is_main_process():
+        return 0
     console = Console()
     console.print(f"student saved to {result.model_dir} after {result.steps} steps")
     for name, value in result.metrics.items():

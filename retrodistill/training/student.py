@@ -1,4 +1,5 @@
-"""Train a bi-encoder student with sentence-transformers' trainer: checkpoints, resume, logs, curve, evaluation."""
+"""Train a bi-encoder student with sentence-transformers' trainer: checkpoints, resume, logs, curve, evaluation;
+one process, or data-parallel under torchrun (``training.distributed``)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,23 @@ from retrodistill.specs import SystemSpec
 from retrodistill.training.checkpoint import write_dir
 from retrodistill.training.common import TrainResult, final_eval, last_complete_checkpoint, plot_curve, prepare
 from retrodistill.training.config import StudentConfig
+from retrodistill.training.distributed import backend, launch, per_process_batch, ranks_agree
 
 log = logging.getLogger("retrodistill.students")
 
 
 def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> TrainResult:
-    """Train (or resume) a bi-encoder student with sentence-transformers' trainer."""
+    """Train (or resume) a bi-encoder student with sentence-transformers' trainer. Under torchrun each process
+    trains on its share of every global batch; rank 0 alone writes, and the others return without metrics."""
     for module in ("torch", "sentence_transformers", "datasets", "accelerate"):
         require(module, purpose="student training")
+    rank, world = launch()
+    batch = per_process_batch(config.batch_size, world)
     _, examples = prepare(config)
     out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"retrodistill_version": __version__, "config": config.model_dump()})
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {"retrodistill_version": __version__, "config": config.model_dump()})
 
     from datasets import Dataset as HFDataset
     from sentence_transformers import (
@@ -55,7 +61,7 @@ def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> Train
         output_dir=str(ckpt_dir),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=batch,
         learning_rate=config.lr,
         warmup_ratio=config.warmup_ratio,
         seed=config.seed,
@@ -71,7 +77,8 @@ def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> Train
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         bf16=precision == "bfloat16",
-        use_cpu=precision == "bfloat16" and not _has_accelerator(),
+        use_cpu=not _has_accelerator(),
+        ddp_backend=backend(_has_accelerator()) if world > 1 else None,
     )
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=train_data, loss=loss, evaluator=evaluator
@@ -80,11 +87,19 @@ def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> Train
     if last:
         log.info("resuming from %s", last)
     trainer.train(resume_from_checkpoint=last)
+    agreement = ranks_agree(model) if world > 1 else None
+    if rank != 0:
+        return TrainResult(out, out / "model", int(trainer.state.global_step), {})
 
     model.max_seq_length = config.inference_max_seq_length or config.max_seq_length
     model_dir = write_dir(out / "model", lambda folder: model.save(str(folder)))
     history = trainer.state.log_history
-    write_json(out / "train_log.json", {"retrodistill_version": __version__, "log_history": history})
+    log_record = {"retrodistill_version": __version__, "log_history": history}
+    if agreement is not None:
+        log_record["data_parallel"] = agreement
+        if not agreement["identical"]:
+            log.warning("the %d ranks ended with different weights: %s", world, agreement["weights_sha256"])
+    write_json(out / "train_log.json", log_record)
     plot_curve(history, out / "training_curve.png", title=f"{config.model} -> {out.name}")
     metrics = final_eval(config, SystemSpec("dense", str(model_dir), label="student")) if config.eval_dataset else {}
     return TrainResult(out, model_dir, int(trainer.state.global_step), metrics)
