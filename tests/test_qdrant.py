@@ -127,3 +127,32 @@ def test_live_server_answers_from_a_qdrant_directory(slice_vectors, bi_encoder, 
         got = [[h["doc_id"] for h in result["hits"]] for result in answer.json()["results"]]
         assert httpx.get(live.url + "/info").json()["index"]["type"] == "qdrant"
     assert got == [[docs[r].doc_id for r in row] for row in want]
+
+
+def test_reconnecting_checks_the_collection_and_drops_an_uncommitted_update():
+    """The url= path (reconnect to a collection that outlives the process) on qdrant-client's local engine
+    shared between index objects: an existing name is refused at build, a wrong dimension or missing points
+    at load, and points above the directory's row count (an add that never committed) are removed."""
+    from retrodistill.errors import DataError
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((10, 8)).astype(np.float32)
+    built = QdrantIndex(8, collection="shared")
+    built.add(vectors)
+
+    def reconnect(dim: int = 8) -> QdrantIndex:
+        index = QdrantIndex(dim, collection="shared")
+        index._client = built.client
+        return index
+
+    with pytest.raises(ConfigError, match=r"already exists \(10 points\)"):
+        reconnect().add(vectors[:1])
+    with pytest.raises(DataError, match="holds 8-d vectors"):
+        reconnect(16)._attach(10)
+    with pytest.raises(DataError, match="holds 10 points, the index directory 12"):
+        reconnect()._attach(12)
+    committed = reconnect()
+    committed._attach(7)
+    assert committed.ntotal == 7 and built.client.count("shared", exact=True).count == 7
+    _, ids = committed.search(vectors[:3], 7)
+    assert sorted(ids[0]) == list(range(7)) and (ids >= 0).all()
