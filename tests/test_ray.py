@@ -1,6 +1,6 @@
-"""Ray Data as the executor of corpus encoding and teacher scoring, on a local Ray started by the test
-(2 CPUs, actors of half a CPU so two fit): the same vectors, index and stored scores as the local path;
-a killed Ray run resumes without scoring anything twice."""
+"""Ray Data as the executor of corpus encoding, teacher scoring and query generation, on a local Ray started
+by the test (2 CPUs, actors of half a CPU so two fit): the same vectors, index, stored scores and
+generated queries as the local path; a killed Ray run resumes without scoring anything twice."""
 
 from __future__ import annotations
 
@@ -97,6 +97,25 @@ def test_teacher_scoring_through_ray_stores_what_the_local_path_stores(executor,
     for q in stored["local"]:
         assert stored["ray"][q].keys() == stored["local"][q].keys()
         np.testing.assert_allclose(list(stored["ray"][q].values()), list(stored["local"][q].values()), atol=1e-5)
+
+
+def test_generation_through_ray_stores_what_the_local_path_stores(executor, slice_docs, tmp_path):
+    """SmolLM2 on two actors writes the same attempts, texts and kept / dropped statuses as one local loop:
+    every attempt samples from its own seed, and batches are stored in job order."""
+    from retrodistill.generation.generator import QueryGenerator
+    from retrodistill.generation.store import QueryStore
+
+    _, docs = slice_docs
+    rows = {}
+    for name, ex in (("local", None), ("ray", executor)):
+        generator = QueryGenerator(seed=3, batch_size=2, max_new_tokens=8, max_passage_tokens=24)
+        with QueryStore(tmp_path / f"{name}.sqlite", generator.spec) as store:
+            counts = generator.generate(docs[:8], 1, store, show_progress=False, executor=ex)
+        with sqlite3.connect(tmp_path / f"{name}.sqlite") as con:
+            rows[name] = con.execute("SELECT doc_id, sample, seq, text, status FROM attempts ORDER BY seq").fetchall()
+        assert counts["attempts"] == counts["generated"] == 8 == len(rows[name])
+    assert rows["ray"] == rows["local"]
+    assert sum(status == "kept" for *_, status in rows["local"]) >= 6
 
 
 def _rows(path) -> int:

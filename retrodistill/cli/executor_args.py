@@ -1,4 +1,4 @@
-"""``--executor`` flags shared by the batch commands (``teach``, ``index build``)."""
+"""``--executor`` flags shared by the batch commands (``teach``, ``generate``, ``index build``)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from retrodistill.cli.executor_args import add_executor_args
 from retrodistill.generation.templates import TEMPLATES
 
 
@@ -34,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-passage-tokens", type=int, default=200, help="passages are cut to this (default 200)")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-p", type=float, default=0.95)
+    add_executor_args(p)
     p.set_defaults(handler=run)
 
 
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from retrodistill.cli.executor_args import executor_from_args
     from retrodistill.data.corpus import load_corpus
     from retrodistill.generation.export import export_queries
     from retrodistill.generation.generator import DEFAULT_MODEL, QueryGenerator, sample_passages
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     passages = sample_passages(corpus, args.passages, args.seed)
     out = Path(args.out)
     with QueryStore(out, generator.spec) as store:
-        counts = generator.generate(passages, args.per_passage, store, show_progress=not args.quiet)
+        executor = executor_from_args(args)
+        counts = generator.generate(passages, args.per_passage, store, not args.quiet, executor)
         folder = export_queries(store, corpus, args.export or out.with_name(out.stem + "-beir"))
     summary = {"store": str(out), "export": str(folder), "spec": generator.spec.fingerprint(), **counts}
     print(json.dumps(summary, indent=2))

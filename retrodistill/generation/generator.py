@@ -4,7 +4,8 @@ Sampling is seeded per (passage, sample index): each row of a batch draws its to
 ``torch.Generator`` by the Gumbel-max trick (argmax of temperature-scaled, top-p-filtered logits plus
 Gumbel noise is a sample of that distribution), so a row's draws never depend on the other rows or on
 the global RNG. Batches are cut from the same ordered job list on every run, so a run resumed after a
-kill writes the same queries as an uninterrupted one.
+kill writes the same queries as an uninterrupted one - and so does a run whose batches are written by
+an executor's workers (``executor``, e.g. Ray Data actors that each load the LM once).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import random
 import re
 import time
 from collections.abc import Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, partial
+from typing import Any
 
 from retrodistill.data.records import Document
 from retrodistill.errors import ConfigError
@@ -112,13 +114,24 @@ class QueryGenerator:
         """Load the model now (a ConfigError when it cannot be loaded)."""
         self._lm  # noqa: B018
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy for another worker carries the settings, not a loaded model."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lm"}
+
     def generate(
-        self, passages: Sequence[Document], n_per_passage: int, store: QueryStore, show_progress: bool = True
+        self,
+        passages: Sequence[Document],
+        n_per_passage: int,
+        store: QueryStore,
+        show_progress: bool = True,
+        executor: Any = None,
     ) -> dict[str, float]:
         """Write the missing (passage, sample) attempts into ``store``, one transaction per batch.
 
-        Returns counts: ``attempts`` asked for, ``generated`` now, ``kept`` / ``duplicate`` / ``empty`` in the
-        store, and ``queries_per_s`` of this call. A finished store is re-used without loading the model.
+        Batches run here, or on ``executor``'s workers (``retrodistill.executors``); either way this process
+        stores each batch as it comes back. Returns counts: ``attempts`` asked for, ``generated`` now,
+        ``kept`` / ``duplicate`` / ``empty`` in the store, and ``queries_per_s`` of this call. A finished
+        store is re-used without loading the model.
         """
         if n_per_passage < 1:
             raise ConfigError(f"--per-passage {n_per_passage}: ask for at least one query per passage")
@@ -132,20 +145,33 @@ class QueryGenerator:
             return {"attempts": len(jobs), "generated": 0, **store.counts(), "queries_per_s": 0.0}
         if len(pending) < len(jobs):
             log.info("%s: resuming, %d of %d attempts stored", store.path, len(jobs) - len(pending), len(jobs))
-        self.load()
         from tqdm.auto import tqdm
 
+        batches = [pending[lo : lo + self.batch_size] for lo in range(0, len(pending), self.batch_size)]
+        if executor is None:
+            self.load()
+            answers = ((i, self.write_batch(batch)) for i, batch in enumerate(batches))
+        else:
+            answers = executor.map_payloads(partial(_batch_writer, self), batches)
         started = time.perf_counter()
+        arrived: dict[int, list[str]] = {}
+        next_batch = 0
         with tqdm(total=len(pending), unit="query", desc="generate", disable=not show_progress) as bar:
-            for lo in range(0, len(pending), self.batch_size):
-                batch = pending[lo : lo + self.batch_size]
-                prompts = [self._prompt(doc, k) for doc, k in batch]
-                texts = self._generate_batch(prompts, [row_seed(self.seed, doc.doc_id, k) for doc, k in batch])
-                store.add([(doc.doc_id, k, clean_query(t)) for (doc, k), t in zip(batch, texts, strict=True)])
-                bar.update(len(batch))
+            for i, texts in answers:
+                arrived[i] = texts
+                while next_batch in arrived:  # stored in job order, so duplicates drop as in a local run
+                    batch, texts = batches[next_batch], arrived.pop(next_batch)
+                    store.add([(doc.doc_id, k, clean_query(t)) for (doc, k), t in zip(batch, texts, strict=True)])
+                    bar.update(len(batch))
+                    next_batch += 1
         seconds = time.perf_counter() - started
         counts = store.counts()
         return {"attempts": len(jobs), "generated": len(pending), **counts, "queries_per_s": len(pending) / seconds}
+
+    def write_batch(self, batch: Sequence[tuple[Document, int]]) -> list[str]:
+        """The raw answers for a batch of (passage, sample) attempts, each sampled with its own seed."""
+        prompts = [self._prompt(doc, k) for doc, k in batch]
+        return self._generate_batch(prompts, [row_seed(self.seed, doc.doc_id, k) for doc, k in batch])
 
     def template_for(self, doc_id: str, sample: int) -> QueryTemplate:
         """The template of attempt (passage, sample): the only one, or one of a mix drawn by seed."""
@@ -186,6 +212,12 @@ class QueryGenerator:
             out = model.generate(**enc, generation_config=config, logits_processor=LogitsProcessorList([sampler]))
         width = enc["input_ids"].shape[1]
         return [tokenizer.decode(row[width:], skip_special_tokens=True) for row in out]
+
+
+def _batch_writer(generator: QueryGenerator):
+    """An executor worker's function: the generator's LM loaded once, then one batch per payload."""
+    generator.load()
+    return generator.write_batch
 
 
 class _SeededSampler:
