@@ -23,6 +23,7 @@ from retrodistill.atomic import write_json
 from retrodistill.errors import ConfigError
 from retrodistill.eval.config import EvalConfig
 from retrodistill.eval.harness import Report
+from retrodistill.executors.options import RayOptions
 from retrodistill.generation.config import GenerateConfig
 from retrodistill.specs import SystemSpec, checked, parse_spec
 from retrodistill.training.chain import ChainConfig
@@ -65,6 +66,10 @@ class DistillConfig(BaseModel):
     )
     student: dict[str, Any] = Field(default_factory=dict)
     store: str | None = Field(None, description="score store path (default: work_dir/teacher_scores.sqlite)")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="where generation and teacher scoring run: this process, or Ray Data actors (`ray`)"
+    )
+    ray: RayOptions | None = Field(None, description="with executor ray: address, actors, cpus/gpus per actor")
     work_dir: str
 
     @field_validator("teacher")
@@ -231,10 +236,17 @@ def run_distill(config: DistillConfig, show_progress: bool = True) -> DistillRes
     work.mkdir(parents=True, exist_ok=True)
     write_json(work / "config.json", {"retrodistill_version": __version__, "config": config.model_dump()})
     stages = Stages()
+    executor = None
+    if config.executor != "local":
+        from retrodistill.executors import make_executor
+
+        executor = make_executor(config.executor, config.ray)
+        for member in plan.teachers:
+            member.executor = executor
     if config.generate is not None:
         from retrodistill.training.pseudo_queries import pseudo_queries
 
-        made = pseudo_queries(config.train_dataset, config.generate, work, show_progress, prepared)
+        made = pseudo_queries(config.train_dataset, config.generate, work, show_progress, prepared, executor)
         stages.add(
             "generate queries",
             made.generate_seconds,

@@ -118,6 +118,41 @@ def test_generation_through_ray_stores_what_the_local_path_stores(executor, slic
     assert sum(status == "kept" for *_, status in rows["local"]) >= 6
 
 
+def test_distill_with_executor_ray_generates_and_teaches_what_the_local_chain_does(executor, scifact_slice, tmp_path):
+    """``executor: ray`` in a distill config: the same generated queries and the same stored teacher scores as
+    the local chain on a bare corpus (the student then trains in this process either way)."""
+    import json
+
+    from retrodistill.pipeline import DistillConfig, run_distill
+
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [json.loads(line) for line in (scifact_slice / "corpus.jsonl").read_text().splitlines()][:30]
+    corpus.write_text("".join(json.dumps({**r, "text": r["text"][:300]}) + "\n" for r in rows), encoding="utf-8")
+    base = {
+        "train_dataset": str(corpus),
+        "generate": {"passages": 4, "per_passage": 1, "seed": 1, "batch_size": 2, "max_new_tokens": 10},
+        "teacher": TEACHER,
+        "candidates": ["bm25s"],
+        "depth": 5,
+        "teacher_eval_depth": 0,
+        "student": {"loss": {"kl": 1.0}, "group_size": 3, "batch_size": 2, "max_steps": 1, "max_seq_length": 48},
+    }
+    found = {}
+    for name, extra in (("local", {}), ("ray", {"executor": "ray", "ray": {"actors": 2, "cpus_per_actor": 0.5}})):
+        work = tmp_path / name
+        run_distill(DistillConfig(**base, **extra, work_dir=str(work)), show_progress=False)
+        with sqlite3.connect(work / "queries.sqlite") as con:
+            queries = con.execute("SELECT doc_id, sample, text, status FROM attempts ORDER BY seq").fetchall()
+        with ScoreStore.open(work / "teacher_scores.sqlite") as store:
+            found[name] = (queries, store.scores())
+    (local_q, local_s), (ray_q, ray_s) = found["local"], found["ray"]
+    assert ray_q == local_q and len(local_q) == 4
+    assert ray_s.keys() == local_s.keys()
+    for q in local_s:
+        assert ray_s[q].keys() == local_s[q].keys()
+        np.testing.assert_allclose(list(ray_s[q].values()), list(local_s[q].values()), atol=1e-5)
+
+
 def _rows(path) -> int:
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from retrodistill.data.records import Document
 from retrodistill.generation.config import GenerateConfig
@@ -92,8 +93,10 @@ def pseudo_queries(
     work: Path,
     show_progress: bool = True,
     prepared: Prepared | None = None,
+    executor: Any = None,
 ) -> PseudoQueries:
-    """Generate (resuming ``work/queries.sqlite``), filter, and export to ``work/generated``."""
+    """Generate (resuming ``work/queries.sqlite``; on ``executor``'s workers when given), filter, and export
+    to ``work/generated``."""
     from retrodistill.generation.export import SPLIT, export_queries
     from retrodistill.generation.store import QueryStore
 
@@ -101,7 +104,7 @@ def pseudo_queries(
     corpus, passages, generator = prepared.corpus, prepared.passages, prepared.generator
     started = time.perf_counter()
     with QueryStore(work / "queries.sqlite", generator.spec) as store:
-        counts = generator.generate(passages, config.per_passage, store, show_progress=show_progress)
+        counts = generator.generate(passages, config.per_passage, store, show_progress, executor)
         queries = store.queries()
     generate_seconds = time.perf_counter() - started
     wanted = {doc.doc_id for doc in passages}
