@@ -147,7 +147,8 @@ def _write_table(name: str, base: dict[str, Any], variants: dict[str, dict], run
         rows.append({"system": result.name, **_metrics(result, measures), "seconds": round(result.seconds, 1)})
     ensemble = _ensemble_row(base, default, measures)
     if ensemble is not None:
-        rows.insert(next(i for i, r in enumerate(rows) if r["system"].startswith("teacher")) + 1, ensemble)
+        last_teacher = max(i for i, r in enumerate(rows) if r["system"].startswith("teacher"))
+        rows.insert(last_teacher + 1, ensemble)
     for variant, run in runs.items():  # the variants that ran (all, or the default plus --only)
         student = next(r for r in run["report"].results if r.name == "student")
         stages = {s["stage"]: s["seconds"] for s in run["stages"]}
