@@ -78,22 +78,31 @@ def test_pooling_shrinks_the_store_and_keeps_the_ranking_close(encoded):
     assert recall >= 0.7
 
 
-def test_files_round_trip_memory_mapped_and_deleted_rows_are_skipped(encoded, tmp_path):
+def test_file_round_trips_memory_mapped_and_deleted_rows_are_skipped(encoded, tmp_path):
     passages, queries = encoded
     index = MultiVectorIndex(passages[0].shape[1], ncandidates=32, nlist=8)
     index.add(passages)
-    names = index.write(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
-    loaded = MultiVectorIndex.load(tmp_path)
+    path = tmp_path / "index.colbert"
+    with open(path, "wb") as handle:
+        index.write(handle)
+    loaded = MultiVectorIndex.load(path)
     assert isinstance(loaded.tokens, np.memmap) and loaded.params == index.params
+    np.testing.assert_array_equal(loaded.offsets, index.offsets)
     got_s, got_i = loaded.search(queries, 10)
     want_s, want_i = index.search(queries, 10)
     np.testing.assert_array_equal(got_i, want_i)
     np.testing.assert_array_equal(got_s, want_s)
+    assert MultiVectorIndex.load(path, ncandidates=4).ncandidates == 4
     loaded.exclude(want_i[:, 0])
     _, skipped = loaded.search(queries, 10)
     assert not np.isin(skipped, want_i[:, 0]).any()
     with pytest.raises(ConfigError, match="unknown search parameter"):
-        MultiVectorIndex.load(tmp_path, efSearch=3)
+        MultiVectorIndex.load(path, efSearch=3)
+    with pytest.raises(ConfigError, match="fixed at build time"):
+        MultiVectorIndex.load(path, nlist=16)
     with pytest.raises(ValueError, match="each passage"):
         index.add([np.zeros((0, index.dim), dtype=np.float32)])
+    damaged = tmp_path / "short.colbert"
+    damaged.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="shorter than its header"):
+        MultiVectorIndex.load(damaged)

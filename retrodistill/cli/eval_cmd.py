@@ -12,7 +12,8 @@ systems (--system KIND[:ARG][,key=value...], repeatable):
   dense:MODEL               sentence-transformers model id or folder (index=flat|numpy, batch_size, ...)
   hybrid:MODEL              bm25s + dense:MODEL fused per query (method=rrf|zscore, weight, rrf_k, pool)
   run:FILE                  a TREC run file, evaluated as-is
-  index:DIR                 an index directory from `retrodistill index build` (nprobe, efSearch, batch_size)
+  index:DIR                 an index directory from `retrodistill index build` (nprobe, efSearch, batch_size;
+                            a colbert one: ncandidates, exhaustive=true for MaxSim over every passage)
   server:URL                a running `retrodistill serve` (api_key, batch, rerank); --k at most its max_k
   any spec takes label=NAME to name its row.
 with --candidates, systems re-rank the candidate lists: dense:MODEL, colbert:MODEL (exact MaxSim),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from retrodistill.cli.executor_args import add_executor_args
 
@@ -15,11 +16,16 @@ index types (--index TYPE[,key=value...]):
   ivfpq,m=48,refine=fp16,k_factor=32  (+ refine: the PQ shortlist of k * k_factor re-scored with stored
                             flat / fp16 / sq8 vectors, memory-mapped from the file when served)
   numpy                     exact, numpy oracle (index.npy)
+  colbert,ncandidates=64,nlist=0,nprobe=16,pool_factor=1
+                            a ColBERT model's token vectors (the default for one): each query token's
+                            ncandidates nearest tokens (FAISS; nlist>0: IVF-SQ8) pick candidates, then exact
+                            MaxSim on the stored float16 tokens; pool_factor=2 keeps half the tokens
 
 examples:
   retrodistill index build --model sentence-transformers/all-MiniLM-L6-v2 --corpus beir/scifact/test \\
       --out indexes/scifact-minilm-flat
   retrodistill index build --model models/student --corpus corpus.jsonl --index hnsw,M=32 --out indexes/hnsw
+  retrodistill index build --model models/colbert --corpus beir/scifact/test --out indexes/scifact-colbert
   retrodistill index compare indexes/hnsw indexes/scifact-minilm-flat --queries beir/scifact/test --k 10
   retrodistill index add indexes/scifact-minilm-flat --corpus new-docs.jsonl
   retrodistill index delete indexes/scifact-minilm-flat --ids 4983,5836
@@ -32,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "index",
         help="build, compare and inspect FAISS index directories",
-        description="Encode a corpus with a sentence-transformers model and write a FAISS index directory "
+        description="Encode a corpus with a sentence-transformers model (or a ColBERT student's token vectors) "
+        "and write an index directory "
         "(index, doc ids, doc store, manifest.json with the size and sha256 of each file); verify one; "
         "compare an approximate index with an exact one.",
         epilog=EPILOG,
@@ -41,10 +48,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
 
     b = actions.add_parser("build", help="encode a corpus and write an index directory (resumable, atomic)")
-    b.add_argument("--model", required=True, help="sentence-transformers model id or folder (e.g. a trained student)")
+    b.add_argument(
+        "--model", required=True, help="sentence-transformers model id or folder, or a ColBERT student folder"
+    )
     b.add_argument("--corpus", required=True, help="ir_datasets id, BEIR folder, or JSONL of {_id, title, text}")
     b.add_argument("--out", "-o", required=True, help="index directory to write")
-    b.add_argument("--index", default="flat", help="TYPE[,key=value...]: flat, hnsw, ivf, ivfpq, numpy (default flat)")
+    b.add_argument(
+        "--index",
+        help="TYPE[,key=value...]: flat, hnsw, ivf, ivfpq, numpy, qdrant, colbert (default flat; colbert for a "
+        "ColBERT model)",
+    )
     b.add_argument("--batch-size", type=int, default=64, help="encoder batch size (default 64)")
     b.add_argument("--max-seq-length", type=int, help="truncate passages to this many tokens")
     b.add_argument("--no-normalize", dest="normalize", action="store_false", help="keep raw (unnormalised) vectors")
@@ -102,27 +115,41 @@ def run_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from retrodistill.cli.executor_args import executor_from_args
+    from retrodistill.errors import ConfigError
     from retrodistill.index import INDEX_TYPES
     from retrodistill.index.corpus import load_corpus
     from retrodistill.index.faiss_base import FaissIndex, import_faiss
     from retrodistill.index.options import check_positive, parse_index_option
-    from retrodistill.index.store import build_index_dir, check_target
-    from retrodistill.students.bi_encoder import BiEncoder
+    from retrodistill.index.store import build_index_dir, check_model_fits, check_target
+    from retrodistill.students.colbert import is_colbert_model
 
-    kind, options = parse_index_option(args.index)
+    colbert = is_colbert_model(args.model)
+    kind, options = parse_index_option(args.index or ("colbert" if colbert else "flat"))
+    check_model_fits(args.model, colbert, kind)
     check_positive(batch_size=args.batch_size, shard_size=args.shard_size, max_seq_length=args.max_seq_length)
-    if issubclass(INDEX_TYPES.get(kind), FaissIndex):  # a missing faiss fails before the model loads
-        import_faiss()
+    index_cls = INDEX_TYPES.get(kind)
+    if issubclass(index_cls, FaissIndex) or getattr(index_cls, "multi_vector", False):
+        import_faiss()  # a missing faiss fails before the model loads
     check_target(Path(args.out).absolute(), args.force)
+    if colbert and (not args.normalize or args.query_prefix or args.passage_prefix):
+        raise ConfigError("--no-normalize and prefixes do not apply to a ColBERT model (its markers are built in)")
     corpus = load_corpus(args.corpus)
-    encoder = BiEncoder(
-        args.model,
-        batch_size=args.batch_size,
-        normalize=args.normalize,
-        max_seq_length=args.max_seq_length,
-        query_prefix=args.query_prefix,
-        passage_prefix=args.passage_prefix,
-    )
+    encoder: Any
+    if colbert:
+        from retrodistill.students.colbert_encoder import ColBERTEncoder
+
+        encoder = ColBERTEncoder(args.model, batch_size=args.batch_size, doc_maxlen=args.max_seq_length)
+    else:
+        from retrodistill.students.bi_encoder import BiEncoder
+
+        encoder = BiEncoder(
+            args.model,
+            batch_size=args.batch_size,
+            normalize=args.normalize,
+            max_seq_length=args.max_seq_length,
+            query_prefix=args.query_prefix,
+            passage_prefix=args.passage_prefix,
+        )
     out = build_index_dir(
         args.out,
         encoder,

@@ -75,6 +75,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ef-search", dest="efSearch", type=int, help="HNSW search beam (default: the manifest's)")
     p.add_argument("--nprobe", type=int, help="IVF cells scanned (default: the manifest's)")
     p.add_argument(
+        "--ncandidates", type=int, help="colbert index: token neighbours per query token (default: the manifest's)"
+    )
+    p.add_argument(
         "--max-cost", type=int, help="largest request cost, the sum over queries of characters + k (default 16000)"
     )
     p.add_argument("--max-rerank-depth", type=int, help="largest k with rerank (default 20)")
@@ -117,6 +120,7 @@ FIELDS = (
     "threads",
     "efSearch",
     "nprobe",
+    "ncandidates",
     "limit_concurrency",
     "log_level",
 )

@@ -1,5 +1,6 @@
 """Vector indexes over student embeddings: one registry, exact ``flat`` (FAISS) and ``numpy`` (oracle),
-approximate ``hnsw``, ``ivf`` and ``ivfpq``, and ``qdrant`` (a vector database collection)."""
+approximate ``hnsw``, ``ivf`` and ``ivfpq``, ``qdrant`` (a vector database collection), and ``colbert``
+(token vectors of a ColBERT model, late interaction)."""
 
 from __future__ import annotations
 
@@ -13,4 +14,9 @@ INDEX_TYPES.register("ivf", "retrodistill.index.ivf:IVFIndex", "inverted file, f
 INDEX_TYPES.register("ivfpq", "retrodistill.index.ivfpq:IVFPQIndex", "inverted file + PQ codes (nlist, nprobe, m)")
 INDEX_TYPES.register(
     "qdrant", "retrodistill.index.qdrant:QdrantIndex", "a Qdrant collection: url= a server or cluster, else in-process"
+)
+INDEX_TYPES.register(
+    "colbert",
+    "retrodistill.index.multivector:MultiVectorIndex",
+    "ColBERT token vectors: FAISS token candidates + exact MaxSim (ncandidates, nlist, nprobe, pool_factor)",
 )

@@ -106,6 +106,7 @@ class Files(_Strict):
 
 
 class ModelInfo(_Strict):
+    kind: Literal["bi-encoder", "colbert"] = "bi-encoder"
     id: str
     revision: str
     fingerprint: str
@@ -123,6 +124,7 @@ class IndexInfo(_Strict):
     bytes: int = Field(ge=0)
     bytes_per_vector: float
     ntotal: int = Field(ge=1)
+    tokens: int | None = Field(default=None, ge=1)
     built_on_gpu: bool
 
 
@@ -147,7 +149,7 @@ class Manifest(_Strict):
     model: ModelInfo
     dim: int = Field(gt=0)
     normalized: bool
-    metric: Literal["inner_product"]
+    metric: Literal["inner_product", "maxsim"]
     index: IndexInfo
     corpus: CorpusInfo
     files: Files
@@ -158,6 +160,9 @@ def _disagreement(manifest: Manifest) -> str | None:
     """The first pair of fields that repeat one fact but disagree (None when all agree)."""
     if manifest.dim != manifest.model.dim or manifest.normalized != manifest.model.normalize:
         return "dim / normalized disagree with model.dim / model.normalize"
+    colbert = manifest.model.kind == "colbert"
+    if colbert != (manifest.index.type == "colbert") or colbert != (manifest.metric == "maxsim"):
+        return "model.kind, index.type and metric disagree (a colbert model, a colbert index and maxsim go together)"
     if manifest.index.file != manifest.files.index.path or manifest.index.bytes != manifest.files.index.bytes:
         return "index.file / index.bytes disagree with files.index"
     if manifest.index.ntotal != manifest.corpus.size + manifest.corpus.deleted:

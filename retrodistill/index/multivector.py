@@ -13,22 +13,30 @@ with 8-bit scalar-quantised tokens (``IVF{nlist},SQ8``, 1 byte per dimension), `
 Token pooling (PyLate's ``pool_factor``): each passage's tokens are clustered (Ward linkage on their
 vectors) into ``ceil(n / pool_factor)`` groups whose means replace them, shrinking the store and the
 token index by about ``pool_factor``.
+
+The index is one file (``index.colbert`` in an index directory): a magic line, a JSON header (dim, counts,
+parameters, and where each section starts), then 64-byte-aligned sections: the passage offsets (int64),
+the float16 token store (memory-mapped when loaded) and the FAISS token index. GPU: with faiss-gpu and a
+GPU, ``device="auto"`` puts the token index on GPU 0; the MaxSim stage runs in numpy either way.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import struct
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from retrodistill.atomic import atomic_open
 from retrodistill.errors import ConfigError
 
-TOKENS, OFFSETS, TOKEN_INDEX, META = "tokens.npy", "offsets.npy", "tokens.faiss", "multivector.json"
+MAGIC = b"retrodistill-multivector/1\n"
+ALIGN = 64
+BUILD = ("nlist", "pool_factor")
+SEARCH = ("ncandidates", "nprobe", "exhaustive")
 
 
 def pool_tokens(tokens: np.ndarray, pool_factor: int) -> np.ndarray:
@@ -44,9 +52,11 @@ def pool_tokens(tokens: np.ndarray, pool_factor: int) -> np.ndarray:
 
 
 class MultiVectorIndex:
-    """Token vectors of ``dim`` dimensions per passage; passages are rows in insertion order."""
+    """Token vectors of ``dim`` dimensions per passage; passages are rows in insertion order. ``search``
+    takes (n, query tokens, dim) queries and returns (scores, rows) like a ``VectorIndex``."""
 
     name = "colbert"
+    multi_vector = True
 
     def __init__(
         self,
@@ -57,18 +67,23 @@ class MultiVectorIndex:
         pool_factor: int = 1,
         exhaustive: bool = False,
         query_chunk: int = 64,
+        device: str = "auto",
     ) -> None:
         if min(dim, ncandidates, nprobe, pool_factor, query_chunk) < 1 or nlist < 0:
-            raise ConfigError("colbert index: dim, ncandidates, nprobe, pool_factor must be positive, nlist >= 0")
-        from retrodistill.index.faiss_base import import_faiss
+            raise ConfigError("colbert index: ncandidates, nprobe and pool_factor must be positive, nlist >= 0")
+        from retrodistill.index.faiss_base import DEVICES, import_faiss
 
+        if device not in DEVICES:
+            raise ConfigError(f"unknown device {device!r} for a colbert index; choose one of: {', '.join(DEVICES)}")
         self.faiss = import_faiss()
         self.dim, self.ncandidates, self.nlist, self.nprobe = int(dim), int(ncandidates), int(nlist), int(nprobe)
         self.pool_factor, self.exhaustive, self.query_chunk = int(pool_factor), bool(exhaustive), int(query_chunk)
-        self.tokens = np.zeros((0, dim), dtype=np.float16)
+        self.device, self.on_gpu = device, False
+        self.tokens: np.ndarray = np.zeros((0, dim), dtype=np.float16)
         self.offsets = np.zeros(1, dtype=np.int64)
         self.excluded = np.zeros(0, dtype=np.int64)
         self._token_index: Any = None
+        self._gpu_resources: Any = None
 
     @property
     def ntotal(self) -> int:
@@ -77,6 +92,10 @@ class MultiVectorIndex:
     @property
     def ntokens(self) -> int:
         return int(self.offsets[-1])
+
+    @property
+    def is_trained(self) -> bool:
+        return True
 
     @property
     def params(self) -> dict[str, Any]:
@@ -89,7 +108,8 @@ class MultiVectorIndex:
         }
 
     def add(self, docs: Sequence[np.ndarray]) -> None:
-        """Append passages, each a (tokens, dim) float array (at least one token)."""
+        """Append passages, each a (tokens, dim) float array (at least one token). The first add trains
+        the token index (IVF) on its tokens; later adds keep its cells."""
         pooled = []
         for doc in docs:
             doc = np.asarray(doc, dtype=np.float32)
@@ -101,7 +121,7 @@ class MultiVectorIndex:
         block = np.concatenate(pooled)
         lengths = np.array([len(p) for p in pooled], dtype=np.int64)
         if self._token_index is None:
-            self._token_index = self._new_token_index(block)
+            self._token_index = self._place(self._new_token_index(block))
         self._token_index.add(block)
         self.tokens = np.concatenate([self.tokens, block.astype(np.float16)])
         self.offsets = np.concatenate([self.offsets, self.offsets[-1] + np.cumsum(lengths)])
@@ -111,14 +131,32 @@ class MultiVectorIndex:
         if self.nlist == 0:
             return faiss.IndexFlatIP(self.dim)
         if len(sample) < 39 * self.nlist:
-            raise ConfigError(f"colbert index: nlist={self.nlist} needs >= {39 * self.nlist} tokens to train on")
+            raise ConfigError(
+                f"colbert index: nlist={self.nlist} needs >= {39 * self.nlist} tokens to train on, the first "
+                f"batch has {len(sample)}; lower nlist"
+            )
         index = faiss.index_factory(self.dim, f"IVF{self.nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
         index.train(sample)
         return index
 
+    def _place(self, index: Any) -> Any:
+        """``index`` on GPU 0 when the device asks for it and faiss sees a GPU."""
+        from retrodistill.index.faiss_base import gpu_count
+
+        if self.device == "cpu" or gpu_count() == 0:
+            if self.device == "gpu":
+                raise ConfigError("device=gpu but faiss sees no GPU; install faiss-gpu or use device=auto")
+            return index
+        self._gpu_resources = self.faiss.StandardGpuResources()
+        self.on_gpu = True
+        return self.faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
+
     def exclude(self, rows: Sequence[int] | np.ndarray) -> None:
         """Skip these passages (deleted documents) in every later search; replaces the previous set."""
-        self.excluded = np.unique(np.asarray(rows, dtype=np.int64))
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        if len(rows) and (rows[0] < 0 or rows[-1] >= self.ntotal):
+            raise ValueError(f"colbert index: excluded rows must lie in 0..{self.ntotal - 1}")
+        self.excluded = rows
 
     def passage(self, row: int) -> np.ndarray:
         """Passage ``row``'s stored token vectors as float32."""
@@ -130,6 +168,8 @@ class MultiVectorIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 3 or queries.shape[2] != self.dim:
             raise ValueError(f"colbert index: expected queries (n, tokens, {self.dim}), got {queries.shape}")
+        if k <= 0:
+            raise ValueError("k must be positive")
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         rows = np.full((len(queries), k), -1, dtype=np.int64)
         if self.ntotal == 0:
@@ -161,44 +201,99 @@ class MultiVectorIndex:
                 out.append(np.unique(np.searchsorted(self.offsets, row, side="right") - 1))
         return out
 
-    def maxsim(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Exact MaxSim of one (query tokens, dim) query against passages ``rows``, float32."""
-        starts, ends = self.offsets[rows], self.offsets[rows + 1]
-        spans = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        sims = np.asarray(self.tokens[spans], dtype=np.float32) @ query.T  # (tokens of all rows, query tokens)
-        owner = np.repeat(np.arange(len(rows)), ends - starts)
-        best = np.full((len(rows), query.shape[0]), -np.inf, dtype=np.float32)
-        np.maximum.at(best, owner, sims)
-        return best.sum(axis=1)
+    def maxsim(self, query: np.ndarray, rows: np.ndarray, block: int = 512) -> np.ndarray:
+        """Exact MaxSim of one (query tokens, dim) query against passages ``rows``, float32, computed
+        ``block`` passages at a time on the stored float16 tokens cast to float32."""
+        out = np.empty(len(rows), dtype=np.float32)
+        for start in range(0, len(rows), block):
+            part = rows[start : start + block]
+            starts, ends = self.offsets[part], self.offsets[part + 1]
+            lengths = ends - starts
+            firsts = np.cumsum(lengths) - lengths
+            spans = np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()))
+            sims = np.asarray(self.tokens[spans], dtype=np.float32) @ query.T  # (tokens of part, query tokens)
+            out[start : start + len(part)] = np.maximum.reduceat(sims, firsts, axis=0).sum(axis=1)
+        return out
 
-    def write(self, folder: str | Path) -> list[str]:
-        """The token store, offsets, token index and settings as files in ``folder`` (each atomic); their names."""
-        folder = Path(folder)
-        with atomic_open(folder / TOKENS, "wb") as handle:
-            np.save(handle, self.tokens, allow_pickle=False)
-        with atomic_open(folder / OFFSETS, "wb") as handle:
-            np.save(handle, self.offsets, allow_pickle=False)
-        with atomic_open(folder / TOKEN_INDEX, "wb") as handle:
-            self.faiss.write_index(self._token_index, self.faiss.PyCallbackIOWriter(handle.write))
-        meta = {"dim": self.dim, "passages": self.ntotal, "tokens": self.ntokens, **self.params}
-        with atomic_open(folder / META, "w") as handle:
-            handle.write(json.dumps(meta, indent=2) + "\n")
-        return [TOKENS, OFFSETS, TOKEN_INDEX, META]
+    def write(self, handle: IO[bytes]) -> None:
+        """The index as one file (see the module docstring), streamed through ``handle.write``."""
+        if self._token_index is None:
+            raise ValueError("colbert index: nothing to save; add passages first")
+        cpu = self.faiss.index_gpu_to_cpu(self._token_index) if self.on_gpu else self._token_index
+        token_index = self.faiss.serialize_index(cpu)
+        sections, at = {}, 0
+        for name, size in (
+            ("offsets", self.offsets.nbytes),
+            ("tokens", self.ntokens * self.dim * 2),
+            ("token_index", token_index.nbytes),
+        ):
+            sections[name] = [at, int(size)]
+            at += -(-size // ALIGN) * ALIGN
+        header = {"dim": self.dim, "passages": self.ntotal, "tokens": self.ntokens, **self.params, "sections": sections}
+        raw = json.dumps(header).encode()
+        lead = len(MAGIC) + 8 + len(raw)
+        handle.write(MAGIC + struct.pack("<Q", len(raw)) + raw + b"\0" * (-lead % ALIGN))
+        tokens = np.ascontiguousarray(self.tokens, dtype=np.float16)
+        parts = (self.offsets.astype("<i8").tobytes(), None, token_index.tobytes())
+        for (_, size), data in zip(sections.values(), parts, strict=True):
+            if data is None:
+                for start in range(0, len(tokens), 1 << 16):
+                    handle.write(tokens[start : start + (1 << 16)].tobytes())
+            else:
+                handle.write(data)
+            handle.write(b"\0" * (-size % ALIGN))
 
     @classmethod
-    def load(cls, folder: str | Path, mmap: bool = True, **search: Any) -> MultiVectorIndex:
-        """Read ``write``'s files (tokens memory-mapped unless ``mmap=False``); ``search`` overrides
-        ncandidates / nprobe / exhaustive."""
-        folder = Path(folder)
-        meta = json.loads((folder / META).read_text())
-        unknown = set(search) - {"ncandidates", "nprobe", "exhaustive"}
+    def load(
+        cls, path: str | os.PathLike[str], query_chunk: int = 64, mmap: bool = True, **params: Any
+    ) -> MultiVectorIndex:
+        """Read ``write``'s file, the token store memory-mapped unless ``mmap=False``. ``params`` may set
+        the search parameters (ncandidates, nprobe, exhaustive) and the device; build parameters must
+        equal the file's. ValueError when the file is damaged."""
+        device = params.pop("device", "auto")
+        unknown = set(params) - set(BUILD) - set(SEARCH)
         if unknown:
-            raise ConfigError(f"colbert index: unknown search parameter {sorted(unknown)[0]!r}")
-        build = {k: meta[k] for k in ("ncandidates", "nlist", "nprobe", "pool_factor", "exhaustive")}
-        self = cls(int(meta["dim"]), **{**build, **search})
-        self.tokens = np.load(folder / TOKENS, mmap_mode="r" if mmap else None, allow_pickle=False)
-        self.offsets = np.load(folder / OFFSETS, allow_pickle=False)
-        self._token_index = self.faiss.read_index(str(folder / TOKEN_INDEX))
-        if self.tokens.shape != (meta["tokens"], self.dim) or len(self.offsets) != meta["passages"] + 1:
-            raise ValueError("the token store, offsets and settings disagree")
+            raise ConfigError(f"colbert index: unknown search parameter {sorted(unknown)[0]!r}; it has: {list(SEARCH)}")
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            if handle.read(len(MAGIC)) != MAGIC:
+                raise ValueError("not a retrodistill multi-vector index file")
+            raw = handle.read(8)
+            if len(raw) != 8:
+                raise ValueError("the file ends inside its header")
+            (length,) = struct.unpack("<Q", raw)
+            header = json.loads(handle.read(min(length, size)).decode("utf-8"))
+        lead = len(MAGIC) + 8 + length
+        base = lead + (-lead % ALIGN)
+        for key in BUILD:
+            if key in params and params[key] != header[key]:
+                raise ConfigError(f"colbert index: {key} is fixed at build time ({header[key]}); rebuild to change it")
+        search = {key: params.get(key, header[key]) for key in SEARCH}
+        self = cls(
+            int(header["dim"]), **search, **{k: header[k] for k in BUILD}, query_chunk=query_chunk, device=device
+        )
+        sections = {name: (base + start, n) for name, (start, n) in header["sections"].items()}
+        if any(start + n > size for start, n in sections.values()):
+            raise ValueError("the file is shorter than its header says")
+        start, n = sections["offsets"]
+        self.offsets = np.fromfile(path, dtype="<i8", count=n // 8, offset=start).astype(np.int64)
+        start, n = sections["tokens"]
+        shape = (int(header["tokens"]), self.dim)
+        if mmap:
+            self.tokens = np.memmap(path, dtype=np.float16, mode="r", offset=start, shape=shape)
+        else:
+            self.tokens = np.fromfile(path, dtype=np.float16, count=n // 2, offset=start).reshape(shape)
+        start, n = sections["token_index"]
+        cpu = self.faiss.deserialize_index(np.fromfile(path, dtype=np.uint8, count=n, offset=start))
+        self._token_index = self._place(cpu)
+        offsets = self.offsets
+        if (
+            len(offsets) != header["passages"] + 1
+            or offsets[0] != 0
+            or offsets[-1] != shape[0]
+            or np.any(np.diff(offsets) < 1)
+            or cpu.ntotal != shape[0]
+            or cpu.d != self.dim
+        ):
+            raise ValueError("the token store, offsets and token index disagree")
         return self

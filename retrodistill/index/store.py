@@ -5,7 +5,8 @@ Layout of ``DIR/``::
     manifest.json   model id + revision, dim, normalisation, metric, index type + params, corpus, version,
                     times; size + sha256 of every file below; a checksum of itself (see ``manifest``)
     index.faiss     the FAISS index (faiss.write_index; ``index.npy`` for the numpy oracle, ``index.qdrant``
-                    for a Qdrant collection: where it is, plus the vectors in local mode)
+                    for a Qdrant collection: where it is, plus the vectors in local mode; ``index.colbert``
+                    for a ColBERT model's token vectors, see ``multivector``)
     ids.json        doc ids in row order: row i of the index is ids[i]; null marks a deleted row
     docs.sqlite     table docs(row, doc_id, title, text) for titles and snippets (live rows only)
 
@@ -19,11 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import sqlite3
-import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +35,8 @@ from retrodistill.data.records import Document
 from retrodistill.errors import ConfigError, DataError
 from retrodistill.index import INDEX_TYPES
 from retrodistill.index.base import VectorIndex
-from retrodistill.index.encode import corpus_key, encode_corpus
+from retrodistill.index.docstore import DOCS, DocStore, one_line, write_doc_store
+from retrodistill.index.encode import corpus_key, encode_corpus, encode_corpus_tokens
 from retrodistill.index.folder import building, check_target
 from retrodistill.index.manifest import (
     FORMAT,
@@ -69,12 +67,13 @@ __all__ = [
 log = logging.getLogger("retrodistill.index")
 
 IDS = "ids.json"
-DOCS = "docs.sqlite"
 ADD_CHUNK = 65536
+ADD_PASSAGES = 4096
+KINDS = {False: "bi-encoder", True: "colbert"}
 
 
 def index_file_name(index_type: str) -> str:
-    return {"numpy": "index.npy", "qdrant": "index.qdrant"}.get(index_type, "index.faiss")
+    return {"numpy": "index.npy", "qdrant": "index.qdrant", "colbert": "index.colbert"}.get(index_type, "index.faiss")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,62 +83,6 @@ class Hit:
     row: int
     doc_id: str
     score: float
-
-
-class DocStore:
-    """Read-only access to docs.sqlite, one connection per thread."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError("doc store not found; rebuild the index directory", str(self.path))
-        self._local = threading.local()
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.conn = conn
-        return conn
-
-    def check(self, ids: Sequence[str | None]) -> None:
-        """IndexIntegrityError unless the table holds one row per live id, the first and last of them
-        at their rows (an SQLite read error is one too)."""
-        folder, name = self.path.parent, self.path.name
-        live = [row for row, doc_id in enumerate(ids) if doc_id is not None]
-        n_rows = len(live)
-        try:
-            count, low, high = self._connection().execute("SELECT COUNT(*), MIN(row), MAX(row) FROM docs").fetchone()
-        except sqlite3.Error as exc:
-            raise IndexIntegrityError(folder, f"{name} cannot be read by SQLite ({one_line(exc)}); {REBUILD}") from None
-        if (count, low, high) != (n_rows, live[0], live[-1]):
-            raise IndexIntegrityError(
-                folder, f"{name} does not match its manifest ({count} documents, the index has {n_rows}); {REBUILD}"
-            )
-
-    def get(self, rows: Sequence[int]) -> list[Document | None]:
-        """The documents at ``rows`` (None for a row not in the store), in the order asked."""
-        wanted = sorted({int(r) for r in rows if r >= 0})
-        found: dict[int, Document] = {}
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            marks = ",".join("?" * len(part))
-            query = f"SELECT row, doc_id, title, text FROM docs WHERE row IN ({marks})"
-            for row, doc_id, title, text in self._connection().execute(query, part):
-                found[row] = Document(doc_id, text, title)
-        return [found.get(int(r)) for r in rows]
-
-
-def write_doc_store(path: Path, docs: Sequence[Document]) -> None:
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute("CREATE TABLE docs (row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, title TEXT, text TEXT)")
-        conn.executemany(
-            "INSERT INTO docs VALUES (?, ?, ?, ?)", ((i, d.doc_id, d.title, d.text) for i, d in enumerate(docs))
-        )
-        conn.commit()
-    finally:
-        conn.close()
 
 
 class IndexDir:
@@ -186,19 +129,36 @@ class IndexDir:
             "passage_prefix": model.get("passage_prefix", ""),
         }
 
+    @property
+    def kind(self) -> str:
+        """The model kind the index was built from: ``bi-encoder`` or ``colbert``."""
+        return str(self.manifest["model"].get("kind", "bi-encoder"))
+
     def open_encoder(self, model: str | None = None, batch_size: int = 64, device: str | None = None) -> Any:
         """The query encoder of the manifest (or ``model``, a copy of it), checked against the index."""
-        from retrodistill.students.bi_encoder import BiEncoder
+        name = model or self.manifest["model"]["id"]
+        if self.kind == "colbert":
+            from retrodistill.students.colbert_encoder import ColBERTEncoder
 
-        encoder = BiEncoder(
-            model or self.manifest["model"]["id"], batch_size=batch_size, device=device, **self.encoder_settings()
-        )
+            encoder: Any = ColBERTEncoder(
+                name, batch_size=batch_size, device=device, doc_maxlen=self.manifest["model"]["max_seq_length"]
+            )
+        else:
+            from retrodistill.students.bi_encoder import BiEncoder
+
+            encoder = BiEncoder(name, batch_size=batch_size, device=device, **self.encoder_settings())
         self.check_encoder(encoder)
         return encoder
 
     def check_encoder(self, encoder: Any) -> None:
         """ConfigError unless ``encoder`` gives the vectors this index was built from."""
         model = self.manifest["model"]
+        kind = KINDS[bool(getattr(encoder, "multi_vector", False))]
+        if kind != self.kind:
+            raise ConfigError(
+                f"{self.path}: the index holds {self.kind} vectors but model {encoder.model_id!r} is a {kind}; "
+                f"serve the model the index was built with ({model['id']})"
+            )
         if int(encoder.dim) != self.dim:
             raise ConfigError(
                 f"{self.path}: the index holds {self.dim}-d vectors but model {encoder.model_id!r} gives "
@@ -227,8 +187,8 @@ def build_index_dir(
     show_progress: bool = True,
     executor: Any = None,
 ) -> Path:
-    """Encode ``corpus`` with ``encoder`` (a BiEncoder; on ``executor``'s workers when given, e.g. Ray
-    Data), index it and write the directory ``out`` atomically."""
+    """Encode ``corpus`` with ``encoder`` (a BiEncoder, on ``executor``'s workers when given, e.g. Ray
+    Data; or a ColBERTEncoder into a ``colbert`` index), index it and write the directory ``out`` atomically."""
     out = Path(out).absolute()
     index_cls = INDEX_TYPES.get(index_type)
     params = index_options(index_type, index_params)
@@ -236,6 +196,10 @@ def build_index_dir(
     check_target(out, overwrite)
     if not corpus:
         raise DataError("the corpus is empty; nothing to index")
+    multi = bool(getattr(encoder, "multi_vector", False))
+    check_model_fits(encoder.model_id, multi, index_type)
+    if multi and executor is not None:
+        raise ConfigError("ColBERT corpora are encoded on this machine; drop --executor (Ray encodes bi-encoders)")
     if index_type != "numpy":
         params["device"] = device
     try:
@@ -244,17 +208,22 @@ def build_index_dir(
         raise ConfigError(f"bad parameters for index type {index_type!r}: {exc}") from None
     docs = list(corpus.values())
     started = time.perf_counter()
-    vectors = encode_corpus(
-        encoder, docs, cache_dir, shard_size=shard_size, show_progress=show_progress, executor=executor
-    )
+    vectors: Any
+    if multi:
+        vectors = encode_corpus_tokens(encoder, docs, cache_dir, shard_size=shard_size, show_progress=show_progress)
+    else:
+        vectors = encode_corpus(
+            encoder, docs, cache_dir, shard_size=shard_size, show_progress=show_progress, executor=executor
+        )
     encoded = time.perf_counter()
     if not index.is_trained:
         log.info("training %s on %d vectors", index_type, len(vectors))
         index.train(vectors)
-    bar = tqdm(total=len(vectors), desc=f"add to {index_type}", unit="vec", disable=not show_progress)
-    for start in range(0, len(vectors), ADD_CHUNK):
-        index.add(vectors[start : start + ADD_CHUNK])
-        bar.update(min(ADD_CHUNK, len(vectors) - start))
+    chunk = ADD_PASSAGES if multi else ADD_CHUNK
+    bar = tqdm(total=len(vectors), desc=f"add to {index_type}", unit="doc", disable=not show_progress)
+    for start in range(0, len(vectors), chunk):
+        index.add(vectors[start : start + chunk])
+        bar.update(min(chunk, len(vectors) - start))
     bar.close()
     indexed = time.perf_counter()
 
@@ -279,18 +248,19 @@ def build_index_dir(
                 "total": round(time.perf_counter() - started, 3),
             },
             "model": {
+                "kind": KINDS[multi],
                 "id": encoder.model_id,
                 "revision": encoder.revision,
                 "fingerprint": encoder.fingerprint(),
                 "dim": int(encoder.dim),
                 "normalize": bool(encoder.normalize),
-                "max_seq_length": int(encoder.model.max_seq_length),
+                "max_seq_length": int(encoder.max_seq_length),
                 "query_prefix": encoder.query_prefix,
                 "passage_prefix": encoder.passage_prefix,
             },
             "dim": int(encoder.dim),
             "normalized": bool(encoder.normalize),
-            "metric": "inner_product",
+            "metric": "maxsim" if multi else "inner_product",
             "index": {
                 "type": index_type,
                 "params": index.params,
@@ -298,6 +268,7 @@ def build_index_dir(
                 "bytes": size,
                 "bytes_per_vector": round(size / len(docs), 2),
                 "ntotal": index.ntotal,
+                **({"tokens": index.ntokens} if multi else {}),
                 "built_on_gpu": bool(getattr(index, "on_gpu", False)),
             },
             "corpus": {"id": corpus_id, "size": len(docs), "key": corpus_key(encoder, docs)},
@@ -308,10 +279,18 @@ def build_index_dir(
     return out
 
 
-def one_line(exc: BaseException) -> str:
-    """A library's error message on one short line (FAISS's 'Error in ... at file:line:' prefix dropped)."""
-    text = "".join(c if c.isprintable() else "?" for c in " ".join(str(exc).split())) or type(exc).__name__
-    return re.sub(r"Error in .*? at \S+:\d+: ", "", text)[:200]
+def check_model_fits(model_id: str, multi: bool, index_type: str) -> None:
+    """ConfigError unless a model (``multi``: a multi-vector one) fits the index type."""
+    takes_multi = bool(getattr(INDEX_TYPES.get(index_type), "multi_vector", False))
+    if multi and not takes_multi:
+        raise ConfigError(
+            f"{model_id} is a ColBERT model (token vectors); index it with --index colbert, not {index_type}"
+        )
+    if takes_multi and not multi:
+        raise ConfigError(
+            f"--index {index_type} takes a ColBERT model (a folder with colbert_config.json, from retrodistill "
+            f"train --student colbert); {model_id} gives one vector per text: use flat, hnsw, ivf or ivfpq"
+        )
 
 
 def load_index_dir(

@@ -2,9 +2,10 @@
 
 ``add_documents`` encodes only the new documents (resumable through the embedding cache, as a build
 is) and appends them as new rows: IVF / IVF-PQ keep their trained cells, HNSW links the new vectors
-into its graph. ``delete_documents`` turns rows into tombstones (``null`` in ids.json, gone from the
-doc store); searches skip them, so a flat index answers exactly as a fresh build of the remaining
-documents in the same order. The index file is not rewritten by a delete.
+into its graph, a ColBERT index appends the new token vectors to its store and token index.
+``delete_documents`` turns rows into tombstones (``null`` in ids.json, gone from the doc store);
+searches skip them, so a flat index answers exactly as a fresh build of the remaining documents in the
+same order. The index file is not rewritten by a delete.
 
 Each update writes a new directory beside the old one and swaps it into place, so a reader sees the
 old or the new state, never a mix; updates of one directory are serialised by a lock file. The
@@ -31,7 +32,7 @@ from retrodistill import __version__
 from retrodistill.atomic import atomic_open
 from retrodistill.data.records import Document
 from retrodistill.errors import DataError
-from retrodistill.index.encode import encode_corpus
+from retrodistill.index.encode import encode_corpus, encode_corpus_tokens
 from retrodistill.index.folder import building
 from retrodistill.index.manifest import HashingWriter, file_entry, write_manifest
 from retrodistill.index.store import DOCS, IDS, IndexDir, load_index_dir
@@ -64,7 +65,8 @@ def add_documents(
         store.check_encoder(encoder)
         _check_new(store, docs)
         started = time.perf_counter()
-        vectors = encode_corpus(encoder, list(docs), cache_dir, shard_size=shard_size, show_progress=show_progress)
+        encode = encode_corpus_tokens if store.kind == "colbert" else encode_corpus
+        vectors = encode(encoder, list(docs), cache_dir, shard_size=shard_size, show_progress=show_progress)
         store.index.add(vectors)
         first_row = len(store.ids)
         ids = [*store.ids, *(d.doc_id for d in docs)]
@@ -175,6 +177,8 @@ def _write(store: IndexDir, ids: list[str | None], docs_edit: Any, record: dict[
         live = sum(doc_id is not None for doc_id in ids)
         size = manifest["files"]["index"]["bytes"]
         manifest["index"].update(ntotal=len(ids), bytes=size, bytes_per_vector=round(size / len(ids), 2))
+        if "tokens" in manifest["index"]:
+            manifest["index"]["tokens"] = int(store.index.ntokens)
         corpus = manifest["corpus"]
         corpus["key"] = hashlib.sha256(f"{corpus['key']}:{record['ids_sha256']}".encode()).hexdigest()[:24]
         corpus.update(size=live, deleted=len(ids) - live, updates=[*corpus.get("updates", []), record])

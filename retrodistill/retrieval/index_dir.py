@@ -15,8 +15,9 @@ log = logging.getLogger("retrodistill.index")
 class IndexDirRetriever(Retriever):
     """Searches the index directory ``model`` (the spec argument: ``index:PATH``) with the query encoder
     its manifest names. Scores are the index's inner products (cosine for normalised models), higher =
-    more relevant; a ``flat`` index gives exactly ``dense:MODEL``'s run. ``efSearch`` / ``nprobe``
-    override the manifest's search settings; ``encoder`` serves a copy of the model from another path.
+    more relevant; a ``flat`` index gives exactly ``dense:MODEL``'s run; a ``colbert`` index scores by MaxSim.
+    ``efSearch`` / ``nprobe`` (and ``ncandidates`` / ``exhaustive`` for colbert) override the manifest's
+    search settings; ``encoder`` serves a copy of the model from another path.
     The directory is verified against its manifest first (``verify=full``: sizes and sha256 of every
     file; ``verify=fast``: sizes only); a damaged directory is a one-line error, never a wrong run.
     """
@@ -31,13 +32,16 @@ class IndexDirRetriever(Retriever):
         encoder: str | None = None,
         efSearch: int | None = None,
         nprobe: int | None = None,
+        ncandidates: int | None = None,
+        exhaustive: bool | None = None,
         query_chunk: int = 256,
         verify: Literal["full", "fast"] = "full",
     ) -> None:
         from retrodistill.index.store import load_index_dir
 
         super().__init__()
-        overrides = {key: v for key, v in (("efSearch", efSearch), ("nprobe", nprobe)) if v is not None}
+        given = {"efSearch": efSearch, "nprobe": nprobe, "ncandidates": ncandidates, "exhaustive": exhaustive}
+        overrides = {key: v for key, v in given.items() if v is not None}
         self.store = load_index_dir(model, device=device, query_chunk=query_chunk, verify=verify, **overrides)
         self.encoder = self.store.open_encoder(encoder, batch_size=batch_size)
 

@@ -43,8 +43,7 @@ class SearchService:
             torch = require("torch", purpose="--threads")
 
             torch.set_num_threads(settings.threads)
-        overrides = {k: v for k, v in (("efSearch", settings.efSearch), ("nprobe", settings.nprobe)) if v}
-        self.store: IndexDir = load_index_dir(settings.index_dir, device=settings.device, **overrides)
+        self.store: IndexDir = load_index_dir(settings.index_dir, device=settings.device, **settings.search_overrides())
         self.encoder = self.store.open_encoder(settings.model, batch_size=settings.encode_batch_size)
         self.reranker: Any = None
         if settings.reranker:
@@ -126,7 +125,7 @@ class SearchService:
         """Load the updated directory and swap it in with one assignment per part: a request already
         running keeps the store it started with; rows never move, so its hits still read their documents
         (a row deleted meanwhile reads as empty)."""
-        overrides = {k: v for k, v in (("efSearch", self.settings.efSearch), ("nprobe", self.settings.nprobe)) if v}
+        overrides = self.settings.search_overrides()
         store = load_index_dir(self.settings.index_dir, device=self.settings.device, verify="fast", **overrides)
         store.check_encoder(self.encoder)
         side = SideBySide(store, self.settings.bm25, self.side.teacher)

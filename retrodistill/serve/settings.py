@@ -72,6 +72,9 @@ class ServeSettings(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch threads for the encoder (default: torch's choice)")
     efSearch: int | None = Field(None, ge=1, description="override the HNSW search beam")
     nprobe: int | None = Field(None, ge=1, description="override the IVF cells scanned")
+    ncandidates: int | None = Field(
+        None, ge=1, description="override a colbert index's token neighbours per query token"
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     limit_concurrency: int = Field(256, ge=1, description="uvicorn: answer 503 beyond this many connections/tasks")
     backlog: int = Field(512, ge=1, description="uvicorn: queued TCP connections not yet accepted")
@@ -114,6 +117,11 @@ class ServeSettings(BaseModel):
         """The columns /compare can show on this server, in page order."""
         on = {"bm25": self.bm25, "student": True, "reranker": self.reranker is not None, "teacher": bool(self.teacher)}
         return [name for name in SYSTEMS if on[name]]
+
+    def search_overrides(self) -> dict[str, int]:
+        """The index search settings given here, replacing the manifest's (efSearch, nprobe, ncandidates)."""
+        given = {"efSearch": self.efSearch, "nprobe": self.nprobe, "ncandidates": self.ncandidates}
+        return {key: value for key, value in given.items() if value}
 
     def public(self) -> dict[str, Any]:
         """Every setting but the API key: what a client holding the key may see."""

@@ -74,6 +74,10 @@ class BiEncoder:
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(getter())
 
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
     def fingerprint(self) -> str:
         """Identifies the weights and the encoding settings (for caches and manifests)."""
         revision = self.revision

@@ -25,6 +25,11 @@ CONFIG_NAME = "colbert_config.json"
 PROJECTION_NAME = "colbert_projection.safetensors"
 
 
+def is_colbert_model(path: str | Path) -> bool:
+    """Whether ``path`` is a saved ColBERT student folder (it holds ``colbert_config.json``)."""
+    return (Path(path) / CONFIG_NAME).is_file()
+
+
 class ColBERT(nn.Module):
     def __init__(
         self,
