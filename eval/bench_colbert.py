@@ -67,6 +67,14 @@ def latency(servers: dict[str, Server], queries: list[str], n: int) -> dict[str,
     }
 
 
+def paired_p(a: dict[str, float], b: dict[str, float]) -> float:
+    """Two-sided paired t-test p-value over the queries both have."""
+    from scipy.stats import ttest_rel
+
+    qids = sorted(set(a) & set(b))
+    return float(ttest_rel([a[q] for q in qids], [b[q] for q in qids]).pvalue)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--colbert", required=True, help="a ColBERT student folder")
@@ -94,6 +102,9 @@ def main() -> None:
 
     systems = [
         f"index:{work / 'dense-flat'},label=bi-encoder",
+        "bm25s",
+        f"hybrid:{work / 'dense-flat'},label=hybrid-bi-encoder",
+        f"hybrid:{work / 'colbert'},label=hybrid-colbert",
         f"index:{work / 'colbert'},label=colbert",
         f"index:{work / 'colbert'},exhaustive=true,label=colbert-exhaustive",
         f"index:{work / f'colbert-pool{args.pool_factor}'},label=colbert-pool{args.pool_factor}",
@@ -112,6 +123,8 @@ def main() -> None:
         for server in servers.values():
             server.stop()
 
+    per_query = {s["name"]: s["per_query"]["nDCG@10"] for s in metrics["systems"]}
+    parts = {"hybrid-bi-encoder": ("bm25s", "bi-encoder"), "hybrid-colbert": ("bm25s", "colbert")}
     rows = []
     for system in metrics["systems"]:
         name = system["name"]
@@ -124,6 +137,7 @@ def main() -> None:
                 "R@100": round(system["metrics"]["R@100"], 4),
                 "p_vs_bi_encoder": None if p is None else float(p),
                 "eval_seconds": system["seconds"],
+                **{f"p_vs_{part}": paired_p(per_query[name], per_query[part]) for part in parts.get(name, ())},
                 **figures,
                 **served.get(name, {}),
             }

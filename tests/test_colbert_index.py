@@ -20,6 +20,8 @@ from retrodistill.data.load import load_dataset
 from retrodistill.errors import ConfigError
 from retrodistill.index.store import build_index_dir, load_index_dir
 from retrodistill.index.update import DocumentsExist, add_documents, delete_documents
+from retrodistill.retrieval.bm25s_bm25 import BM25sRetriever
+from retrodistill.retrieval.hybrid import HybridRetriever
 from retrodistill.retrieval.index_dir import IndexDirRetriever
 from retrodistill.serve.app import create_app
 from retrodistill.serve.service import SearchService
@@ -91,6 +93,25 @@ def test_cli_build_is_exhaustively_maxsim_and_evaluates(built, oracle, scifact_s
     assert [s["name"] for s in metrics["systems"]] == ["candidates", "exact"]
     done = subprocess.run([*EXE, "index", "verify", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_hybrid_over_a_colbert_index_is_rrf_of_its_parts(built):
+    out, _, ds = built
+    queries = ds.judged_queries()[:10]
+    parts = []
+    for retriever in (BM25sRetriever(), IndexDirRetriever(str(out))):
+        retriever.index(ds.corpus)
+        parts.append(retriever.retrieve(queries, 50, show_progress=False))
+    hybrid = HybridRetriever(str(out), method="rrf", pool=50)
+    hybrid.index(ds.corpus)
+    got = hybrid.retrieve(queries, 10, show_progress=False)
+    for q in queries:
+        fused: dict[str, float] = {}  # each list ranked by score, ties by doc id
+        for run in parts:
+            for rank, doc_id in enumerate(sorted(run[q.query_id], key=lambda d: (-run[q.query_id][d], d)), start=1):
+                fused[doc_id] = fused.get(doc_id, 0.0) + 1 / (60 + rank)
+        assert sorted(got[q.query_id].values(), reverse=True) == pytest.approx(sorted(fused.values())[::-1][:10])
+        assert all(score == pytest.approx(fused[d]) for d, score in got[q.query_id].items())
 
 
 def _search(path, texts, k=10):

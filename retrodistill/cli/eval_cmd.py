@@ -10,7 +10,8 @@ systems (--system KIND[:ARG][,key=value...], repeatable):
   bm25s                     BM25 with bm25s (k1, b, method, stopwords, stemmer)
   pyserini                  Lucene BM25 via pyserini 0.22.1 (k1, b, threads, index_dir); see README
   dense:MODEL               sentence-transformers model id or folder (index=flat|numpy, batch_size, ...)
-  hybrid:MODEL              bm25s + dense:MODEL fused per query (method=rrf|zscore, weight, rrf_k, pool)
+  hybrid:MODEL              bm25s + dense:MODEL fused per query (method=rrf|zscore, weight, rrf_k, pool);
+                            MODEL may be an index directory (a ColBERT one too)
   run:FILE                  a TREC run file, evaluated as-is
   index:DIR                 an index directory from `retrodistill index build` (nprobe, efSearch, batch_size;
                             a colbert one: ncandidates, exhaustive=true for MaxSim over every passage)

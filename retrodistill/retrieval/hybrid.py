@@ -10,6 +10,8 @@ itself is ``retrodistill.retrieval.fusion.fuse``, which the server's ``mode: "hy
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from retrodistill.data.records import Document, Query
 from retrodistill.errors import ConfigError
 from retrodistill.retrieval.base import Retriever
@@ -19,7 +21,8 @@ from retrodistill.retrieval.fusion import METHODS, fuse
 
 
 class HybridRetriever(Retriever):
-    """``hybrid:MODEL`` - bm25s + ``dense:MODEL`` fused by ``method`` over each one's top ``pool``."""
+    """``hybrid:MODEL`` - bm25s + ``dense:MODEL`` fused by ``method`` over each one's top ``pool``. When MODEL
+    is an index directory (``retrodistill index build``, e.g. a ColBERT one) its search is the student side."""
 
     name = "hybrid"
 
@@ -40,7 +43,13 @@ class HybridRetriever(Retriever):
             raise ConfigError("hybrid needs 0 <= weight <= 1, rrf_k >= 1 and pool >= 1")
         self.method, self.weight, self.rrf_k, self.pool = method, float(weight), int(rrf_k), int(pool)
         self.bm25 = BM25sRetriever()
-        self.dense = DenseRetriever(model, cache_dir=cache_dir, show_progress=show_progress)
+        self.dense: Retriever
+        if (Path(model) / "manifest.json").is_file():
+            from retrodistill.retrieval.index_dir import IndexDirRetriever
+
+            self.dense = IndexDirRetriever(model)
+        else:
+            self.dense = DenseRetriever(model, cache_dir=cache_dir, show_progress=show_progress)
 
     def _index(self, docs: list[Document]) -> None:
         corpus = {doc.doc_id: doc for doc in docs}
