@@ -18,6 +18,7 @@ from test_serve import LiveServer
 
 from retrodistill.data.load import load_dataset
 from retrodistill.errors import ConfigError
+from retrodistill.index.compare import recall_at_k
 from retrodistill.index.store import build_index_dir, load_index_dir
 from retrodistill.index.update import DocumentsExist, add_documents, delete_documents
 from retrodistill.retrieval.bm25s_bm25 import BM25sRetriever
@@ -127,14 +128,14 @@ def _digest(folder) -> dict[str, str]:
 def test_add_and_delete_equal_a_fresh_build(built, model_dir, bi_encoder, tmp_path):
     _, cache, ds = built
     encoder = ColBERTEncoder(str(model_dir), doc_maxlen=96)
-    docs = list(ds.corpus.values())
+    docs = list(ds.corpus.values())[:160]  # judged docs first, then others
     texts = [q.text for q in ds.judged_queries()]
     half = len(docs) // 2
 
-    def build(name, part):
+    def build(name, part, nlist=0):
         corpus = {d.doc_id: d for d in part}
         return build_index_dir(
-            tmp_path / name, encoder, corpus, "slice", "colbert", cache_dir=cache, show_progress=False
+            tmp_path / name, encoder, corpus, "slice", "colbert", {"nlist": nlist}, cache_dir=cache, show_progress=False
         )
 
     updated = build("updated", docs[:half])
@@ -144,6 +145,13 @@ def test_add_and_delete_equal_a_fresh_build(built, model_dir, bi_encoder, tmp_pa
     assert (got_ids == want_ids).all()
     np.testing.assert_array_equal(got_scores, want_scores)
     assert store.manifest["index"]["tokens"] == store.index.ntokens
+
+    approximate = build("updated-ivf", docs[:half], nlist=None)  # IVF cells trained on the first half
+    add_documents(approximate, encoder, docs[half:], cache_dir=cache, show_progress=False)
+    ivf_ids, _, ivf = _search(approximate, texts)
+    recall = recall_at_k(ivf_ids, want_ids, 10)
+    print(f"IVF token index ({ivf.index.nlist} cells from the first half), after add: recall@10 vs flat {recall:.3f}")
+    assert ivf.index.nlist > 0 and recall >= 0.9
 
     gone = {d.doc_id for d in docs[::3]} | {str(want_ids[0, 0])}
     delete_documents(updated, sorted(gone))

@@ -16,10 +16,11 @@ index types (--index TYPE[,key=value...]):
   ivfpq,m=48,refine=fp16,k_factor=32  (+ refine: the PQ shortlist of k * k_factor re-scored with stored
                             flat / fp16 / sq8 vectors, memory-mapped from the file when served)
   numpy                     exact, numpy oracle (index.npy)
-  colbert,ncandidates=64,nlist=0,nprobe=16,pool_factor=1
+  colbert,ncandidates=64,nprobe=16,pool_factor=1
                             a ColBERT model's token vectors (the default for one): each query token's
-                            ncandidates nearest tokens (FAISS; nlist>0: IVF-SQ8) pick candidates, then exact
-                            MaxSim on the stored float16 tokens; pool_factor=2 keeps half the tokens
+                            ncandidates nearest tokens (FAISS IVF-SQ8, nlist ~sqrt(tokens); nlist=0: exact
+                            scan) pick candidates, then exact MaxSim on the stored float16 tokens;
+                            pool_factor=2 keeps about half the tokens
 
 examples:
   retrodistill index build --model sentence-transformers/all-MiniLM-L6-v2 --corpus beir/scifact/test \\
