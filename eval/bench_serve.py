@@ -1,9 +1,10 @@
 """Benchmark the search server on 127.0.0.1 (not a test; all traffic stays on this machine).
 
-(a) p50/p95 latency of one query over HTTP vs the bare query-encoder forward in-process;
-(b) QPS at concurrency 16, micro-batched server (max_batch=32) vs naive (max_batch=1, one forward
-    per request), in the same run;
-(d) soak: 20,000 requests at concurrency 32 against the batched server: errors and server RSS growth.
+For each system - naive (max_batch=1, one forward per request) and micro-batched (max_batch=32) servers
+on each inference backend (torch, onnx, onnx-int8) - in one run: nDCG@10 of what it serves on SciFact
+test, QPS and p50/p95 latency at concurrency 1/16/32, and (batched) p50 over HTTP against the bare
+in-process forward of the same backend. Then a soak: 20,000 requests at concurrency 32 against a batched
+server: errors and server RSS growth after a 2,000-request warm-up.
 Writes eval/results/serve/bench_serve.json and .md.
 
     python eval/bench_serve.py --index indexes/scifact-minilm-flat   # built first when missing
@@ -73,12 +74,12 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def interleaved_latency(url: str, queries: list[str], n: int) -> tuple[list[float], list[float]]:
-    """Per query, the bare in-process encoder forward then the same query over HTTP, alternating, so both
-    see the same load on the shared cores. Milliseconds."""
+def interleaved_latency(url: str, queries: list[str], n: int, backend: str) -> tuple[list[float], list[float]]:
+    """Per query, the bare in-process encoder forward (same backend as the server) then the same query over
+    HTTP, alternating, so both see the same load on the shared cores. Milliseconds."""
     from retrodistill.students.bi_encoder import BiEncoder
 
-    encoder = BiEncoder(MODEL)
+    encoder = BiEncoder(MODEL, backend=backend)
     bare, http = [], []
     with httpx.Client(base_url=url, timeout=60) as client:
         for q in queries[:20]:
@@ -95,12 +96,12 @@ def interleaved_latency(url: str, queries: list[str], n: int) -> tuple[list[floa
     return bare, http
 
 
-def encoder_scaling(queries: list[str]) -> dict[str, float]:
+def encoder_scaling(queries: list[str], backend: str) -> dict[str, float]:
     """In-process encode_queries time per query at batch sizes 1, 4, 16, 32 (median of 10): how much a
-    bigger batch can save per query on this machine."""
+    bigger batch saves per query on this machine, with the server's length buckets."""
     from retrodistill.students.bi_encoder import BiEncoder
 
-    encoder = BiEncoder(MODEL)
+    encoder = BiEncoder(MODEL, backend=backend)
     encoder.encode_queries(queries[:8])
     out = {}
     for size in (1, 4, 16, 32):
@@ -112,6 +113,19 @@ def encoder_scaling(queries: list[str]) -> dict[str, float]:
             times.append(time.perf_counter() - start)
         out[f"batch_{size}_ms_per_query"] = round(1000 * float(np.median(times)) / size, 2)
     return out
+
+
+def quality(url: str, dataset) -> float:
+    """nDCG@10 of the served results (POST /search, k=10) on the dataset's judged queries."""
+    from retrodistill.eval.measures import evaluate
+
+    run: dict[str, dict[str, float]] = {}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for q in dataset.judged_queries():
+            response = client.post("/search", json={"query": q.text, "k": 10})
+            response.raise_for_status()
+            run[q.query_id] = {h["doc_id"]: float(h["score"]) for h in response.json()["results"][0]["hits"]}
+    return round(evaluate(run, dataset.qrels, ["nDCG@10"]).aggregate["nDCG@10"], 4)
 
 
 def warm(url: str, queries: list[str]) -> None:
@@ -222,123 +236,154 @@ def render(path: Path) -> None:
     path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())) + "\n")
 
 
+SYSTEMS = {
+    "naive torch": ("torch", 1),
+    "batched torch": ("torch", 32),
+    "naive onnx": ("onnx", 1),
+    "batched onnx": ("onnx", 32),
+    "naive onnx-int8": ("onnx-int8", 1),
+    "batched onnx-int8": ("onnx-int8", 32),
+}
+
+
+def measure_system(index: str, name: str, dataset, queries: list[str], args: argparse.Namespace) -> dict:
+    """One server (backend, max_batch): nDCG@10 of what it serves, QPS and latency at each concurrency,
+    and (batched ones) p50 over HTTP against the bare forward of the same backend."""
+    backend, max_batch = SYSTEMS[name]
+    wait = "1" if max_batch > 1 else "0"
+    flags = ("--backend", backend, "--max-batch", str(max_batch), "--max-wait-ms", wait, "--threads", str(args.threads))
+    server = Server(index, *flags)
+    try:
+        row: dict = {"backend": backend, "max_batch": max_batch, "rss_ready_mb": round(server.rss_mb(), 1)}
+        warm(server.url, queries)
+        row["ndcg@10"] = quality(server.url, dataset)
+        for concurrency in args.concurrency:
+            before = server.batch_stats()
+            part = asyncio.run(load(server.url, queries, args.qps_requests, concurrency, 600))
+            after = server.batch_stats()
+            part["mean_batch"] = round(
+                (after["queries"] - before["queries"]) / max(after["batches"] - before["batches"], 1), 2
+            )
+            row[f"c{concurrency}"] = part
+        if max_batch > 1:
+            bare, http = interleaved_latency(server.url, queries, args.latency_n, backend)
+            row["latency"] = {
+                "bare_forward_p50_ms": round(pct(bare, 50), 2),
+                "bare_forward_p95_ms": round(pct(bare, 95), 2),
+                "http_p50_ms": round(pct(http, 50), 2),
+                "http_p95_ms": round(pct(http, 95), 2),
+                "p50_ratio": round(pct(http, 50) / pct(bare, 50), 3),
+                "method": "alternating: one in-process encode_queries([q]) (same backend), then POST /search (k=10)",
+            }
+        row["rss_end_mb"] = round(server.rss_mb(), 1)
+        return row
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", default="indexes/scifact-minilm-flat")
     parser.add_argument("--corpus", default="beir/scifact/test")
-    parser.add_argument("--latency-n", type=int, default=300)
-    parser.add_argument("--qps-requests", type=int, default=1500)
+    parser.add_argument("--latency-n", type=int, default=200)
+    parser.add_argument("--qps-requests", type=int, default=1200)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 32])
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--soak-requests", type=int, default=20_000)
     parser.add_argument("--soak-max-seconds", type=float, default=2400)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads, server and bare forward alike")
-    parser.add_argument("--only", nargs="*", default=["a", "b", "d"], help="run only these parts (a, b, d)")
+    parser.add_argument("--soak-backend", default="torch", help="backend of the batched server the soak runs on")
+    parser.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads, server and bare alike")
+    parser.add_argument("--no-soak", dest="soak", action="store_false")
     parser.add_argument("--out", default="eval/results/serve")
     args = parser.parse_args()
 
     from retrodistill.data.load import load_dataset
 
     ensure_index(Path(args.index), args.corpus)
-    queries = [q.text for q in load_dataset(args.corpus).judged_queries()]
-    out = Path(args.out)
-    previous = out / "bench_serve.json"
-    result: dict = json.loads(previous.read_text()) if previous.is_file() else {}
-    result.update(machine=machine(), args=vars(args))
-
-    parts = set(args.only)
+    dataset = load_dataset(args.corpus)
+    queries = [q.text for q in dataset.judged_queries()]
     import torch
 
     torch.set_num_threads(args.threads)
+    result: dict = {"machine": machine(), "args": vars(args), "systems": {}, "encoder_scaling": {}}
     result["machine"]["torch_threads"] = args.threads
-    threads = ("--threads", str(args.threads))
-    if "b" in parts:
-        result["encoder_scaling"] = encoder_scaling(queries)
-        print("encoder", result["encoder_scaling"], flush=True)
-    batched = Server(args.index, "--max-batch", "32", "--max-wait-ms", "1", *threads)
-    try:
-        if "a" in parts:
-            bare, http = interleaved_latency(batched.url, queries, args.latency_n)
-            result["a_latency"] = {
-                "bare_forward_p50_ms": round(pct(bare, 50), 2),
-                "bare_forward_p95_ms": round(pct(bare, 95), 2),
-                "http_p50_ms": round(pct(http, 50), 2),
-                "http_p95_ms": round(pct(http, 95), 2),
-                "p50_ratio": round(pct(http, 50) / pct(bare, 50), 3),
-                "p95_ratio": round(pct(http, 95) / pct(bare, 95), 3),
-                "n": args.latency_n,
-                "method": "alternating: one in-process encode_queries([q]), then POST /search for q (k=10)",
-            }
-            print("a", result["a_latency"], flush=True)
-        if "b" in parts:
-            warm(batched.url, queries)
-            before = batched.batch_stats()
-            qps_batched = asyncio.run(load(batched.url, queries, args.qps_requests, 16, 600))
-            after = batched.batch_stats()
-            qps_batched["mean_batch"] = round(
-                (after["queries"] - before["queries"]) / max(after["batches"] - before["batches"], 1), 2
-            )
-            print("b batched", qps_batched, flush=True)
-        if "d" in parts:
-            warm(batched.url, queries)
-            result["d_soak"] = soak(batched, queries, args)
-            print("d", result["d_soak"], flush=True)
-    finally:
-        batched.stop()
-    if "b" in parts:
-        naive = Server(args.index, "--max-batch", "1", "--max-wait-ms", "0", *threads)
+    for backend in dict.fromkeys(SYSTEMS[name][0] for name in args.systems):
+        result["encoder_scaling"][backend] = encoder_scaling(queries, backend)
+        print("encoder", backend, result["encoder_scaling"][backend], flush=True)
+    for name in args.systems:
+        result["systems"][name] = measure_system(args.index, name, dataset, queries, args)
+        print(name, json.dumps(result["systems"][name]), flush=True)
+    if args.soak:
+        server = Server(args.index, "--backend", args.soak_backend, "--max-batch", "32", "--threads", str(args.threads))
         try:
-            warm(naive.url, queries)
-            qps_naive = asyncio.run(load(naive.url, queries, args.qps_requests, 16, 600))
-            print("b naive", qps_naive, flush=True)
+            warm(server.url, queries)
+            result["d_soak"] = {"backend": args.soak_backend, **soak(server, queries, args)}
+            print("d", result["d_soak"], flush=True)
         finally:
-            naive.stop()
-        result["b_throughput_c16"] = {
-            "batched": qps_batched,
-            "naive": qps_naive,
-            "qps_ratio": round(qps_batched["qps"] / qps_naive["qps"], 2),
-        }
+            server.stop()
     result["machine"]["load_average_end"] = os.getloadavg()
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_serve.json").write_text(json.dumps(result, indent=2) + "\n")
-    if not {"a_latency", "b_throughput_c16", "d_soak"} <= result.keys():  # --only: the JSON holds the parts run
-        print(json.dumps(result, indent=2))
-        return
     (out / "bench_serve.md").write_text(markdown(result) + "\n")
     print(markdown(result))
 
 
 def markdown(r: dict) -> str:
-    a, b, d, m = r["a_latency"], r["b_throughput_c16"], r["d_soak"], r["machine"]
-    return "\n".join(
-        [
-            "# Serving benchmark (SciFact flat index, all-MiniLM-L6-v2, 127.0.0.1)",
-            "",
-            f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
-            f"Python {m['python']}. Load average {m['load_average_start'][0]:.1f} at start, "
-            f"{m['load_average_end'][0]:.1f} at end: {m['note']}.",
-            "",
-            "| benchmark | result | target |",
-            "|---|---|---|",
-            f"| (a) one query, p50 / p95: bare encoder forward | {a['bare_forward_p50_ms']} / "
-            f"{a['bare_forward_p95_ms']} ms | |",
-            f"| (a) one query, p50 / p95: HTTP POST /search (k=10) | {a['http_p50_ms']} / {a['http_p95_ms']} ms | |",
-            f"| (a) HTTP / bare, p50 (p95) | {a['p50_ratio']}x ({a['p95_ratio']}x) | p50 <= 1.3x |",
-            f"| (b) QPS at concurrency 16, micro-batched (mean batch {b['batched']['mean_batch']}) | "
-            f"{b['batched']['qps']} (p50 {b['batched']['p50_ms']} ms) | |",
-            f"| (b) QPS at concurrency 16, naive max_batch=1 | {b['naive']['qps']} (p50 {b['naive']['p50_ms']} ms) | |",
-            f"| (b) batched / naive | {b['qps_ratio']}x | >= 3x |",
-            f"| (d) soak at concurrency 32: requests, errors | {d['requests']}, {d['errors']} | 20000, 0 |",
-            f"| (d) soak QPS | {d['qps']} | |",
-            f"| (d) server RSS after a 2000-request warm-up -> end | {d['rss_start_mb']} -> {d['rss_end_mb']} MiB "
-            f"({d['rss_growth_pct']:+.2f}%) | <= 5% |",
-            f"| (d) server RSS before the warm-up | {d.get('rss_before_warmup_mb')} MiB | |",
-            "",
-            f"RSS samples every 2000 requests (MiB): {d['rss_samples_mb']}",
-            "",
-            f"Encoder cost per query by batch size (in-process, {r['args']['threads']} torch thread(s)): "
-            f"{r.get('encoder_scaling')}. Micro-batching can only save the per-request overhead and the part of "
-            "the forward that does not grow with the batch; see README.md beside this file.",
+    m, systems = r["machine"], r["systems"]
+    levels = r["args"]["concurrency"]
+    lines = [
+        "# Serving benchmark (SciFact test, flat index, all-MiniLM-L6-v2, 127.0.0.1)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} thread(s) for torch "
+        f"and ONNX Runtime), Python {m['python']}. Load average {m['load_average_start'][0]:.1f} at start, "
+        f"{m['load_average_end'][0]:.1f} at end; the load generator shares the cores with the server.",
+        "",
+        "| system | nDCG@10 | "
+        + " | ".join(f"c={c}: QPS (p50 / p95 ms, mean batch)" for c in levels)
+        + " | HTTP p50 / bare forward p50 |",
+        "|---|---|" + "---|" * len(levels) + "---|",
+    ]
+    for name, row in systems.items():
+        cells = [
+            f"{row[f'c{c}']['qps']} ({row[f'c{c}']['p50_ms']} / {row[f'c{c}']['p95_ms']}, {row[f'c{c}']['mean_batch']})"
+            for c in levels
         ]
-    )
+        lat = row.get("latency")
+        ratio = f"{lat['http_p50_ms']} / {lat['bare_forward_p50_ms']} ms = {lat['p50_ratio']}x" if lat else ""
+        lines.append(f"| {name} | {row['ndcg@10']} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += ["", "| ratio (same run) | value | target |", "|---|---|---|"]
+    top = max(levels)
+    for backend in dict.fromkeys(row["backend"] for row in systems.values()):
+        naive, batched = systems.get(f"naive {backend}"), systems.get(f"batched {backend}")
+        if naive and batched:
+            for c in levels[1:]:
+                ratio = batched[f"c{c}"]["qps"] / naive[f"c{c}"]["qps"]
+                target = ">= 3x" if c == 16 else ""
+                lines.append(f"| {backend}: batched / naive QPS at c={c} | {ratio:.2f}x | {target} |")
+        if batched and batched.get("latency"):
+            lines.append(f"| {backend}: HTTP p50 / bare forward p50 | {batched['latency']['p50_ratio']}x | <= 1.3x |")
+    base = systems.get("batched torch")
+    for name, row in systems.items():
+        if base and row is not base and name.startswith("batched"):
+            lines.append(
+                f"| {name} / batched torch: QPS at c={top} | {row[f'c{top}']['qps'] / base[f'c{top}']['qps']:.2f}x | |"
+            )
+            lines.append(f"| {name}: nDCG@10 - torch's | {row['ndcg@10'] - base['ndcg@10']:+.4f} | float <= 0.002 |")
+    d = r.get("d_soak")
+    if d:
+        lines += [
+            f"| soak ({d['backend']}, c=32): requests, errors | {d['requests']}, {d['errors']} | 20000, 0 |",
+            f"| soak: RSS after a 2000-request warm-up -> end | {d['rss_start_mb']} -> {d['rss_end_mb']} MiB "
+            f"({d['rss_growth_pct']:+.2f}%) | <= 5% |",
+            "",
+            f"Soak QPS {d['qps']}; RSS before the warm-up {d['rss_before_warmup_mb']} MiB; every 2000 requests "
+            f"(MiB): {d['rss_samples_mb']}",
+        ]
+    lines += ["", "Encoder cost per query (ms) by batch size, in-process, length-bucketed:", ""]
+    for backend, row in r["encoder_scaling"].items():
+        lines.append(f"- {backend}: {row}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "plot"),
     "ray": ("ray", "ray"),
     "qdrant_client": ("qdrant-client", "qdrant"),
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "onnx": ("onnx", "onnx"),
 }
 # faiss-cpu and faiss-gpu-cu12 both own the `faiss` module: the fix offers both and says to pick one.
 FAISS_FIX = "pip install 'retrodistill[faiss]' (CPU) or 'retrodistill[gpu]' (CUDA 12); choose one, never both"

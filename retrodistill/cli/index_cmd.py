@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from retrodistill.cli.executor_args import add_executor_args
+from retrodistill.students.backends import BACKENDS
 
 EPILOG = """\
 index types (--index TYPE[,key=value...]):
@@ -65,6 +66,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--query-prefix", default="", help="text prepended to queries (e.g. 'query: ')")
     b.add_argument("--passage-prefix", default="", help="text prepended to passages (e.g. 'passage: ')")
     b.add_argument("--shard-size", type=int, default=256, help="documents per resumable encoding shard")
+    b.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default="torch",
+        help="encoder engine (default torch; onnx: the same vectors; onnx-int8: other vectors, recorded in the "
+        "manifest and used for queries)",
+    )
     b.add_argument("--cache-dir", help="embedding cache (default $RETRODISTILL_CACHE or ~/.cache/retrodistill)")
     b.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="FAISS device (default auto)")
     b.add_argument("--force", action="store_true", help="replace an existing index directory")
@@ -132,8 +140,10 @@ def run_build(args: argparse.Namespace) -> int:
     if issubclass(index_cls, FaissIndex) or getattr(index_cls, "multi_vector", False):
         import_faiss()  # a missing faiss fails before the model loads
     check_target(Path(args.out).absolute(), args.force)
-    if colbert and (not args.normalize or args.query_prefix or args.passage_prefix):
-        raise ConfigError("--no-normalize and prefixes do not apply to a ColBERT model (its markers are built in)")
+    if colbert and (not args.normalize or args.query_prefix or args.passage_prefix or args.backend != "torch"):
+        raise ConfigError(
+            "--no-normalize, prefixes and --backend do not apply to a ColBERT model (its markers are built in)"
+        )
     corpus = load_corpus(args.corpus)
     encoder: Any
     if colbert:
@@ -150,6 +160,7 @@ def run_build(args: argparse.Namespace) -> int:
             max_seq_length=args.max_seq_length,
             query_prefix=args.query_prefix,
             passage_prefix=args.passage_prefix,
+            backend=args.backend,
         )
     out = build_index_dir(
         args.out,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from retrodistill.students.backends import BACKENDS
+
 EPILOG = """\
 every option can also come from an environment variable RETRODISTILL_<NAME> (flags win), e.g.
 RETRODISTILL_API_KEY, RETRODISTILL_MAX_BATCH, RETRODISTILL_RERANKER.
@@ -71,6 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-k", type=int, help="largest k accepted (default 100)")
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 262144)")
     p.add_argument("--threads", type=int, help="torch threads for the query encoder (default: torch's choice)")
+    p.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        help="query encoder engine (default: the one the index was built with): "
+        + "; ".join(f"{name}: {text}" for name, text in BACKENDS.items()),
+    )
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="FAISS device (default auto)")
     p.add_argument("--ef-search", dest="efSearch", type=int, help="HNSW search beam (default: the manifest's)")
     p.add_argument("--nprobe", type=int, help="IVF cells scanned (default: the manifest's)")
@@ -118,6 +126,7 @@ FIELDS = (
     "timeout_keep_alive",
     "device",
     "threads",
+    "backend",
     "efSearch",
     "nprobe",
     "ncandidates",

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from retrodistill.atomic import atomic_open, write_json
+from retrodistill.cache import default_cache_dir
 from retrodistill.data.records import Document
 
 
@@ -30,11 +31,6 @@ class PassageEncoder(Protocol):
     def fingerprint(self) -> str: ...
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> Any: ...
-
-
-def default_cache_dir() -> Path:
-    """``$RETRODISTILL_CACHE`` or ``~/.cache/retrodistill``."""
-    return Path(os.environ.get("RETRODISTILL_CACHE") or Path.home() / ".cache" / "retrodistill")
 
 
 def corpus_key(encoder: PassageEncoder, docs: Sequence[Document]) -> str:

@@ -115,6 +115,7 @@ class ModelInfo(_Strict):
     max_seq_length: int | None = Field(default=None, gt=0)
     query_prefix: str = ""
     passage_prefix: str = ""
+    backend: str = "torch"
 
 
 class IndexInfo(_Strict):

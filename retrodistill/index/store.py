@@ -134,10 +134,22 @@ class IndexDir:
         """The model kind the index was built from: ``bi-encoder`` or ``colbert``."""
         return str(self.manifest["model"].get("kind", "bi-encoder"))
 
-    def open_encoder(self, model: str | None = None, batch_size: int = 64, device: str | None = None) -> Any:
-        """The query encoder of the manifest (or ``model``, a copy of it), checked against the index."""
+    def open_encoder(
+        self,
+        model: str | None = None,
+        batch_size: int = 64,
+        device: str | None = None,
+        backend: str | None = None,
+        threads: int | None = None,
+    ) -> Any:
+        """The query encoder of the manifest (or ``model``, a copy of it), checked against the index;
+        ``backend`` (students.backends; default the one the passages were encoded with) and ``threads``
+        choose a bi-encoder's inference engine."""
         name = model or self.manifest["model"]["id"]
+        backend = backend or str(self.manifest["model"].get("backend", "torch"))
         if self.kind == "colbert":
+            if backend not in ("torch", "auto"):
+                raise ConfigError(f"{self.path}: a colbert index encodes queries with torch; drop --backend {backend}")
             from retrodistill.students.colbert_encoder import ColBERTEncoder
 
             encoder: Any = ColBERTEncoder(
@@ -146,7 +158,9 @@ class IndexDir:
         else:
             from retrodistill.students.bi_encoder import BiEncoder
 
-            encoder = BiEncoder(name, batch_size=batch_size, device=device, **self.encoder_settings())
+            encoder = BiEncoder(
+                name, batch_size=batch_size, device=device, backend=backend, threads=threads, **self.encoder_settings()
+            )
         self.check_encoder(encoder)
         return encoder
 
@@ -257,6 +271,7 @@ def build_index_dir(
                 "max_seq_length": int(encoder.max_seq_length),
                 "query_prefix": encoder.query_prefix,
                 "passage_prefix": encoder.passage_prefix,
+                "backend": str(getattr(encoder, "backend", "torch")),
             },
             "dim": int(encoder.dim),
             "normalized": bool(encoder.normalize),

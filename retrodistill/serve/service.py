@@ -44,7 +44,9 @@ class SearchService:
 
             torch.set_num_threads(settings.threads)
         self.store: IndexDir = load_index_dir(settings.index_dir, device=settings.device, **settings.search_overrides())
-        self.encoder = self.store.open_encoder(settings.model, batch_size=settings.encode_batch_size)
+        self.encoder = self.store.open_encoder(
+            settings.model, batch_size=settings.encode_batch_size, backend=settings.backend, threads=settings.threads
+        )
         self.reranker: Any = None
         if settings.reranker:
             self.reranker = _load_cross_encoder(settings.reranker)
@@ -53,11 +55,12 @@ class SearchService:
         self.side = SideBySide(self.store, settings.bm25, teacher)
         self.probe()
         log.info(
-            "serving %s (%s, %d docs) with %s",
+            "serving %s (%s, %d docs) with %s (backend %s)",
             settings.index_dir,
             self.store.manifest["index"]["type"],
             self.manifest["corpus"]["size"],
             self.encoder.model_id,
+            getattr(self.encoder, "backend", "torch"),
         )
 
     def probe(self) -> None:

@@ -70,6 +70,9 @@ class ServeSettings(BaseModel):
     encode_batch_size: int = Field(64, ge=1)
     device: Literal["auto", "cpu", "gpu"] = "auto"
     threads: int | None = Field(None, ge=1, description="torch threads for the encoder (default: torch's choice)")
+    backend: str | None = Field(
+        None, description="query encoder engine: auto, torch, onnx, onnx-int8 (default: the index's, else torch)"
+    )
     efSearch: int | None = Field(None, ge=1, description="override the HNSW search beam")
     nprobe: int | None = Field(None, ge=1, description="override the IVF cells scanned")
     ncandidates: int | None = Field(
@@ -79,6 +82,15 @@ class ServeSettings(BaseModel):
     limit_concurrency: int = Field(256, ge=1, description="uvicorn: answer 503 beyond this many connections/tasks")
     backlog: int = Field(512, ge=1, description="uvicorn: queued TCP connections not yet accepted")
     timeout_keep_alive: float = Field(5.0, gt=0, le=600, description="uvicorn: close idle keep-alive connections")
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str | None) -> str | None:
+        from retrodistill.students.backends import BACKENDS
+
+        if value is not None and value not in BACKENDS:
+            raise ValueError(f"unknown inference backend {value!r}; choose one of: {', '.join(BACKENDS)}")
+        return value
 
     @field_validator("api_key")
     @classmethod

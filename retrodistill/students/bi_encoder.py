@@ -1,14 +1,20 @@
-"""A bi-encoder over any sentence-transformers model id or folder."""
+"""A bi-encoder over any sentence-transformers model id or folder, run by an inference backend."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from retrodistill.errors import ConfigError, require
 from retrodistill.revision import model_revision
+from retrodistill.students.backends import check_backend
+from retrodistill.students.buckets import length_batches
+
+WINDOW = 4096
+"""Texts tokenised together before they are cut into length buckets."""
 
 
 class BiEncoder:
@@ -18,6 +24,11 @@ class BiEncoder:
     ``normalize=True`` (default) rows are unit-length, so inner product = cosine similarity,
     in [-1, 1], higher = more relevant. ``query_prefix`` / ``passage_prefix`` are prepended to
     texts for models trained with instructions (e5: "query: ", "passage: ").
+
+    Texts are tokenised, sorted by length and run in length buckets of at most ``batch_size``
+    (``students.buckets``), so short texts do not pay for a long one's padding. ``backend`` names the
+    engine of the forward pass (``students.backends``: torch, onnx, onnx-int8, or auto, measured on
+    first use); ``threads`` sets ONNX Runtime's threads (default: torch's).
     """
 
     def __init__(
@@ -29,7 +40,10 @@ class BiEncoder:
         device: str | None = None,
         query_prefix: str = "",
         passage_prefix: str = "",
+        backend: str = "torch",
+        threads: int | None = None,
     ) -> None:
+        self.backend = check_backend(backend)
         SentenceTransformer = require("sentence_transformers", purpose="bi-encoder models").SentenceTransformer
 
         try:
@@ -49,6 +63,9 @@ class BiEncoder:
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self._revision: str | None = None
+        self.threads = threads
+        self.backend_report: dict[str, object] = {}
+        self._forward: Any = None
 
     def settings(self) -> dict[str, object]:
         """The constructor arguments of an equal encoder (``BiEncoder(**settings())``, e.g. in a worker)."""
@@ -60,6 +77,8 @@ class BiEncoder:
             "device": self.device,
             "query_prefix": self.query_prefix,
             "passage_prefix": self.passage_prefix,
+            "backend": self.backend,
+            "threads": self.threads,
         }
 
     @property
@@ -87,6 +106,8 @@ class BiEncoder:
                 (revision, self.normalize, self.model.max_seq_length, self.query_prefix, self.passage_prefix),
             )
         )
+        if self.backend == "onnx-int8":  # other vectors; float backends agree with torch to 1e-6
+            key += "|onnx-int8"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
@@ -95,14 +116,63 @@ class BiEncoder:
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self._encode([self.passage_prefix + t for t in texts], show_progress)
 
+    def forward(self) -> Any:
+        """The resolved backend's forward (features -> embeddings); ``auto`` is measured on the first call."""
+        if self._forward is None:
+            from retrodistill.students.backends import choose_backend, load_backend
+
+            if self.backend == "auto":
+                name, self._forward, self.backend_report = choose_backend(
+                    self.model, self.revision, self._embed, self.threads
+                )
+                self.backend = name
+            else:
+                self._forward = load_backend(self.backend, self.model, self.revision, self.threads)
+        return self._forward
+
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=self.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return self._embed(self.forward(), texts, show_progress)
+
+    def _embed(self, forward: Any, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        import torch
+        from tqdm.auto import tqdm
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        pad_id = int(getattr(self.model.tokenizer, "pad_token_id", None) or 0)
+        limit = int(self.model.max_seq_length)
+        with tqdm(total=len(texts), desc="encode", unit="text", disable=not show_progress) as bar:
+            for start in range(0, len(texts), WINDOW):
+                features = self.model.preprocess(texts[start : start + WINDOW])
+                lengths = features["attention_mask"].sum(1).tolist()
+                for members, padded in length_batches(lengths, self.batch_size, limit):
+                    part = _rows(features, torch.tensor(members), padded, pad_id, self.model.device)
+                    with torch.inference_mode():
+                        vectors = forward(part)
+                        if self.normalize:
+                            vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+                    out[start + np.asarray(members)] = vectors.float().cpu().numpy()
+                    bar.update(len(members))
+        return out
+
+
+def _rows(features: dict[str, Any], rows: Any, length: int, pad_id: int, device: Any) -> dict[str, Any]:
+    """``features`` for ``rows`` only, token tensors cut or padded to ``length`` columns (``pad_id`` for ids)."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for name, value in features.items():
+        if not isinstance(value, torch.Tensor):
+            out[name] = value
+            continue
+        value = value[rows]
+        if value.dim() == 2:
+            width = value.shape[1]
+            if width >= length:
+                value = value[:, :length]
+            else:
+                fill = pad_id if name == "input_ids" else 0
+                value = torch.nn.functional.pad(value, (0, length - width), value=fill)
+        out[name] = value.to(device)
+    return out

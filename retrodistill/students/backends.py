@@ -1,0 +1,108 @@
+"""Inference backends of a bi-encoder: which engine runs the forward pass, and ``auto``'s measured choice.
+
+``torch`` runs the sentence-transformers modules; ``onnx`` runs the same transformer exported to ONNX
+Runtime (float32: the same vectors within 1e-6); ``onnx-int8`` runs it quantised to int8 (smaller and
+usually faster, vectors change: measure the metric before serving it). ``auto`` times the float
+backends that load here on a probe of short texts at batch 1 and 16 and keeps the fastest whose vectors
+match torch's (cosine >= 0.9999); int8 is never picked by ``auto``, since it trades quality for speed.
+On a GPU ``auto`` is torch: ONNX Runtime runs here on CPU only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from retrodistill.errors import ConfigError, MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+BACKENDS: dict[str, str] = {
+    "auto": "the fastest float backend measured at load (torch or onnx)",
+    "torch": "sentence-transformers on torch",
+    "onnx": "ONNX Runtime, float32 (the same vectors)",
+    "onnx-int8": "ONNX Runtime, int8 dynamic quantisation (vectors change)",
+}
+Forward = Callable[[dict[str, Any]], Any]
+PROBE = [
+    "what causes muscle cramps during exercise",
+    "effects of vitamin d on bone density in older adults",
+    "how are transformers trained",
+    "a short query",
+]
+
+
+def check_backend(name: str) -> str:
+    """``name`` if it is a backend, else a ConfigError naming the choices."""
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown inference backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    return name
+
+
+def load_backend(name: str, model: Any, revision: str, threads: int | None = None) -> Forward:
+    """The forward of backend ``name`` (not ``auto``) for sentence-transformers ``model``: features -> embeddings."""
+    if name == "torch":
+        return _torch_forward(model)
+    if str(model.device) != "cpu":
+        raise ConfigError(f"the {name} backend runs on CPU only; the model is on {model.device}: use --backend torch")
+    from retrodistill.students.onnx_backend import OnnxTransformer
+
+    return OnnxTransformer(model, revision, quantize=name == "onnx-int8", threads=threads)
+
+
+def choose_backend(
+    model: Any, revision: str, embed: Callable[[Forward, list[str]], Any], threads: int | None = None
+) -> tuple[str, Forward, dict[str, Any]]:
+    """``auto``: (name, forward, report) of the fastest float backend whose vectors match torch's.
+
+    ``embed(forward, texts)`` encodes texts with a forward (the encoder's own batching), so the probe
+    measures what encoding will cost. The report holds each candidate's seconds or why it was left out.
+    """
+    torch_forward = _torch_forward(model)
+    if str(model.device) != "cpu":
+        return "torch", torch_forward, {"torch": "the only backend on " + str(model.device)}
+    candidates: dict[str, Forward] = {"torch": torch_forward}
+    report: dict[str, Any] = {}
+    try:
+        candidates["onnx"] = load_backend("onnx", model, revision, threads)
+    except (MissingDependencyError, ConfigError) as exc:
+        report["onnx"] = f"not available: {exc}"
+    reference = embed(torch_forward, PROBE * 4)
+    seconds: dict[str, float] = {}
+    for name, forward in candidates.items():
+        vectors = embed(forward, PROBE * 4)
+        agreement = float(_row_cosines(reference, vectors).min())
+        if agreement < 0.9999:
+            report[name] = f"left out: cosine to torch {agreement:.5f}"
+            continue
+        seconds[name] = _best_of(3, lambda f=forward: (embed(f, PROBE[:1]), embed(f, PROBE * 4)))
+        report[name] = round(seconds[name], 5)
+    name = min(seconds, key=seconds.__getitem__)
+    log.info("inference backend auto -> %s (probe seconds: %s)", name, report)
+    return name, candidates[name], report
+
+
+def _torch_forward(model: Any) -> Forward:
+    def forward(features: dict[str, Any]) -> Any:
+        return model(features)["sentence_embedding"]
+
+    return forward
+
+
+def _row_cosines(a: Any, b: Any) -> Any:
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+
+
+def _best_of(repeats: int, fn: Callable[[], Any]) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best

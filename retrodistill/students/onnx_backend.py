@@ -1,0 +1,193 @@
+"""ONNX Runtime as the inference engine of a sentence-transformers bi-encoder, float32 or int8.
+
+The model's transformer is exported once with ``torch.onnx`` (dynamic batch and sequence axes) into
+``$RETRODISTILL_CACHE/onnx/<key>/``, where the key covers the weights' revision, the quantisation and the
+exporter versions; int8 is onnxruntime's dynamic quantisation of that graph (per-channel weights with a
+7-bit range, which AVX2 CPUs without VNNI need to avoid saturating their int8 dot products). The folder
+is written under a temporary name and renamed into place, and a ``.json`` record beside each graph holds
+its size and SHA-256, checked on every load. Pooling and normalisation stay the model's own modules,
+so only the transformer's arithmetic changes engine. sentence-transformers' own ``backend="onnx"``
+needs optimum-onnx, which pins transformers below 5; this path needs only onnx and onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from retrodistill.cache import default_cache_dir
+from retrodistill.errors import ConfigError, require
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = 1
+OPSET = 17
+INT8 = "dynamic int8, per-channel weights, reduce_range"
+
+
+class OnnxTransformer:
+    """Maps the feature dict of ``model.preprocess`` to the model's sentence embeddings (float32 tensor),
+    with the transformer run by an onnxruntime session of ``threads`` intra-op threads."""
+
+    def __init__(
+        self,
+        model: Any,
+        revision: str,
+        quantize: bool = False,
+        threads: int | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        ort = require("onnxruntime", purpose="the onnx inference backend", extra="onnx")
+        import torch
+
+        self.model, self.revision, self.quantize = model, revision, bool(quantize)
+        self.names = _input_names(model)
+        self.folder = Path(cache_dir or default_cache_dir()) / "onnx" / self.key()
+        path = self.folder / ("model-int8.onnx" if self.quantize else "model.onnx")
+        if not path.exists():
+            _export(model, self.names, self.folder, self.quantize, self.description())
+        _verify(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = path
+
+    def description(self) -> dict[str, Any]:
+        """What the export folder depends on: the weights and the exporting versions (both graphs share it)."""
+        import onnxruntime
+        import torch
+
+        return {
+            "format": EXPORT_FORMAT,
+            "revision": self.revision,
+            "opset": OPSET,
+            "torch": torch.__version__.split("+")[0],
+            "onnxruntime": onnxruntime.__version__,
+        }
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.description(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def __call__(self, features: dict[str, Any]) -> Any:
+        import torch
+
+        feeds = {name: features[name].cpu().numpy() for name in self.names}
+        hidden = self.session.run(None, feeds)[0]
+        out = {**features, "token_embeddings": torch.from_numpy(hidden)}
+        for module in list(self.model)[1:]:
+            out = module(out)
+        return out["sentence_embedding"]
+
+
+def _input_names(model: Any) -> list[str]:
+    probe = model.preprocess(["retrodistill"])
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
+    if "input_ids" not in names or "attention_mask" not in names:
+        raise ConfigError(
+            f"the onnx backend exports text transformers fed input_ids and attention_mask; this model's "
+            f"inputs are {sorted(probe)}; use --backend torch"
+        )
+    return names
+
+
+def _export(model: Any, names: list[str], folder: Path, quantize: bool, description: dict[str, Any]) -> None:
+    """Write ``folder`` with model.onnx (and model-int8.onnx), each with its ``.json`` record, atomically:
+    built in a temporary folder beside it, then renamed (or, when ``folder`` exists, its missing files moved in)."""
+    require("onnx", purpose="exporting a model for the onnx backend", extra="onnx")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        fp32 = folder / "model.onnx"
+        tmp_fp32 = tmp / fp32.name
+        if fp32.exists():
+            shutil.copyfile(fp32, tmp_fp32)
+        else:
+            log.info("exporting %s to ONNX (once; cached in %s)", description["revision"], folder)
+            _torch_export(model, names, tmp_fp32)
+        files = [tmp_fp32]
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            tmp_int8 = tmp / "model-int8.onnx"
+            quantize_dynamic(
+                str(tmp_fp32), str(tmp_int8), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True
+            )
+            files.append(tmp_int8)
+        for path in files:
+            _seal(path, {**description, "quantize": INT8 if path.name.endswith("-int8.onnx") else None})
+        if folder.exists():  # the float graph was there already (or another process finished first)
+            for path in files:
+                target = folder / path.name
+                if not target.exists():
+                    os.replace(path, target)
+                    os.replace(_sidecar(path), _sidecar(target))
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _torch_export(model: Any, names: list[str], path: Path) -> None:
+    import torch
+
+    transformer = model[0].auto_model
+
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = transformer
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    features = model.preprocess(["an example query", "a somewhat longer example passage for the export"])
+    axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
+    graph = Graph().eval()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            tuple(features[name] for name in names),
+            str(path),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _seal(path: Path, description: dict[str, Any]) -> None:
+    record = {**description, "file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    _sidecar(path).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def _verify(path: Path) -> None:
+    """ConfigError unless ``path`` has the size and SHA-256 its sidecar recorded at export."""
+    fix = f"delete {path.parent} and it is exported again"
+    try:
+        record = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: the export record is missing or unreadable ({exc}); {fix}") from None
+    if path.stat().st_size != record.get("bytes") or _sha256(path) != record.get("sha256"):
+        raise ConfigError(f"{path}: the exported graph does not match its checksum (damaged or changed); {fix}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,106 @@
+"""Inference backends and length buckets: the bucketed torch path against sentence-transformers' own
+``encode``, ONNX float against torch, int8 close but different, the export cache and its checksum."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from retrodistill.errors import ConfigError
+from retrodistill.students.buckets import bucket_length, length_batches
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _texts(scifact_slice) -> list[str]:
+    """Real queries and passages of very different lengths, interleaved."""
+    queries = [json.loads(line)["text"] for line in (scifact_slice / "queries.jsonl").read_text("utf-8").splitlines()]
+    docs = [json.loads(line)["text"] for line in (scifact_slice / "corpus.jsonl").read_text("utf-8").splitlines()]
+    return [t for pair in zip(queries[:20], docs[:20], strict=True) for t in pair] + ["x"]
+
+
+def test_bucket_length_rounds_up_within_the_limit():
+    assert [bucket_length(n) for n in (1, 8, 9, 63, 64, 65, 97)] == [8, 8, 16, 64, 64, 96, 128]
+    assert bucket_length(250, limit=256) == 256 and bucket_length(230, limit=240) == 240
+    assert bucket_length(300, limit=256) == 300  # never below the real length
+
+
+def test_length_batches_cover_every_text_once_with_bounded_shapes():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 300, size=500).tolist()
+    groups = length_batches(lengths, max_batch=16, limit=256)
+    members = [i for group, _ in groups for i in group]
+    assert sorted(members) == list(range(500))
+    for group, padded in groups:
+        assert 1 <= len(group) <= 16
+        assert padded >= max(lengths[i] for i in group)
+        assert padded in {bucket_length(n, 256) for n in range(1, 300)}
+        # a group never mixes texts whose buckets differ by more than 3/2
+        assert min(bucket_length(lengths[i], 256) for i in group) > padded * 2 / 3
+    with pytest.raises(ValueError):
+        length_batches([3], max_batch=0)
+
+
+def test_bucketed_torch_path_equals_sentence_transformers_encode(bi_encoder, scifact_slice):
+    texts = _texts(scifact_slice)
+    ours = bi_encoder.encode_passages(texts)
+    theirs = bi_encoder.model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+
+
+def test_onnx_float_equals_torch_and_int8_is_close_but_other(tmp_path, monkeypatch, bi_encoder, scifact_slice):
+    pytest.importorskip("onnxruntime")
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path / "cache"))
+    texts = _texts(scifact_slice)
+    reference = bi_encoder.encode_passages(texts)
+    onnx = BiEncoder(MODEL, batch_size=32, backend="onnx")
+    np.testing.assert_allclose(onnx.encode_passages(texts), reference, atol=2e-5)
+    assert onnx.fingerprint() == bi_encoder.fingerprint()  # the same vectors may share an embedding cache
+
+    int8 = BiEncoder(MODEL, batch_size=32, backend="onnx-int8")
+    vectors = int8.encode_passages(texts)
+    cosines = (vectors * reference).sum(1)
+    assert cosines.min() > 0.95 and np.abs(vectors - reference).max() > 1e-3
+    assert int8.fingerprint() != bi_encoder.fingerprint()
+
+    graphs = sorted(p.name for p in (tmp_path / "cache" / "onnx").rglob("*.onnx"))
+    assert graphs == ["model-int8.onnx", "model.onnx"]  # one folder per weights, both graphs in it
+    graph = next((tmp_path / "cache" / "onnx").rglob("model.onnx"))
+    stamp = graph.stat().st_mtime_ns
+    BiEncoder(MODEL, backend="onnx").encode_queries(["cached"])
+    assert graph.stat().st_mtime_ns == stamp  # exported once
+
+    with open(graph, "r+b") as handle:  # one flipped byte: refused on load, with the fix
+        handle.seek(os.path.getsize(graph) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ConfigError, match=r"checksum.*delete"):
+        BiEncoder(MODEL, backend="onnx").encode_queries(["damaged"])
+
+
+def test_auto_measures_and_keeps_a_float_backend(tmp_path, monkeypatch, scifact_slice, bi_encoder):
+    pytest.importorskip("onnxruntime")
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path / "cache"))
+    encoder = BiEncoder(MODEL, batch_size=32, backend="auto")
+    texts = _texts(scifact_slice)[:10]
+    np.testing.assert_allclose(encoder.encode_queries(texts), bi_encoder.encode_queries(texts), atol=2e-5)
+    assert encoder.backend in ("torch", "onnx")
+    assert set(encoder.backend_report) == {"torch", "onnx"}
+    assert all(isinstance(v, float) and v > 0 for v in encoder.backend_report.values())
+    assert encoder.settings()["backend"] == encoder.backend  # workers get the measured choice
+
+
+def test_unknown_backend_is_one_line():
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    with pytest.raises(ConfigError, match="unknown inference backend 'tensorrt'; choose one of: auto, torch"):
+        BiEncoder(MODEL, backend="tensorrt")
