@@ -25,6 +25,7 @@ from retrodistill.eval.config import EvalConfig
 from retrodistill.eval.harness import Report
 from retrodistill.executors.options import RayOptions
 from retrodistill.generation.config import GenerateConfig
+from retrodistill.memory import peak_rss_mb, release, reset_peak
 from retrodistill.specs import SystemSpec, checked, parse_spec
 from retrodistill.training.chain import ChainConfig
 
@@ -150,13 +151,20 @@ class DistillPlan:
 
 @dataclass
 class Stages:
-    """Seconds per stage of one ``distill`` run, with what each did; written to ``stages.json``."""
+    """Seconds and peak resident memory per stage of one ``distill`` run, with what each did; written to
+    ``stages.json``. A stage's peak is measured from the previous ``add`` (``retrodistill.memory``)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        reset_peak()
+
     def add(self, stage: str, seconds: float, **detail: Any) -> None:
-        self.rows.append({"stage": stage, "seconds": round(seconds, 1), **detail})
-        log.info("stage %s: %.1f s %s", stage, seconds, detail)
+        peak = round(peak_rss_mb(), 1)
+        self.rows.append({"stage": stage, "seconds": round(seconds, 1), "peak_rss_mib": peak, **detail})
+        log.info("stage %s: %.1f s, peak RSS %.0f MiB %s", stage, seconds, peak, detail)
+        release()
+        reset_peak()
 
 
 def plan_distill(config: DistillConfig) -> DistillPlan:
@@ -259,6 +267,8 @@ def run_distill(config: DistillConfig, show_progress: bool = True) -> DistillRes
                 "round-trip filter", made.filter_seconds, kept=made.filtered, fraction=round(made.kept_fraction, 3)
             )
     teach(config, show_progress, teachers=plan.teachers, stages=stages)
+    plan.teachers.clear()  # the scores are in the store; the teachers' models are not needed again
+    release()
     model_dir = work / "student" / "model"
     started, reused = time.perf_counter(), model_dir.is_dir()
     if reused:

@@ -49,8 +49,11 @@ def stage_table(stages: list[dict]) -> object:
     table = Table(title="stages")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
+    table.add_column("peak RSS MiB", justify="right")
     table.add_column("detail")
+    shown = ("stage", "seconds", "peak_rss_mib")
     for row in stages:
-        detail = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("stage", "seconds") and v is not None)
-        table.add_row(row["stage"], f"{row['seconds']:.1f}", detail)
+        detail = ", ".join(f"{k}={v}" for k, v in row.items() if k not in shown and v is not None)
+        peak = row.get("peak_rss_mib")
+        table.add_row(row["stage"], f"{row['seconds']:.1f}", "" if peak is None else f"{peak:.0f}", detail)
     return table

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from retrodistill.errors import ConfigError
 from retrodistill.eval.config import EvalConfig
 from retrodistill.eval.measures import Evaluation, evaluate, parse_measures
 from retrodistill.eval.significance import paired_test
+from retrodistill.memory import peak_rss_mb, release, reset_peak
 from retrodistill.specs import SystemSpec, parse_spec
 
 log = logging.getLogger("retrodistill.eval")
@@ -42,11 +42,6 @@ class Report:
     results: list[SystemResult]
     output_dir: Path | None = None
     depth: int | None = None  # candidates each re-ranker re-scored per query (re-ranking mode only)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_data(config: EvalConfig) -> Dataset:
@@ -85,6 +80,7 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
 
     candidates = dataset.candidates
     if rerank_mode:
+        reset_peak()
         start = time.perf_counter()
         if candidates is None:
             from retrodistill.retrieval.first_stage import first_stage
@@ -95,6 +91,7 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
         record(cand_name, candidates, time.perf_counter() - start, config.candidates)
 
     for system in systems:
+        reset_peak()  # each system's peak memory is its own (retrodistill.memory)
         start = time.perf_counter()
         if system.build is None:
             run = _read_run(system.spec)
@@ -110,6 +107,8 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
             retriever.index(dataset.corpus)
             run = retriever.retrieve(queries, config.k, show_progress)
         record(system.spec, run, time.perf_counter() - start)
+        reranker = retriever = None  # the next system loads without this one's model
+        release()
 
     baseline = config.baseline or results[0].name
     add_significance(results, baseline, list(dataset.qrels), measure_names, config.significance)
