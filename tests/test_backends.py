@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from retrodistill.errors import ConfigError
-from retrodistill.students.buckets import bucket_length, length_batches
+from retrodistill.inference.buckets import bucket_length, length_batches
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -104,3 +104,40 @@ def test_unknown_backend_is_one_line():
 
     with pytest.raises(ConfigError, match="unknown inference backend 'tensorrt'; choose one of: auto, torch"):
         BiEncoder(MODEL, backend="tensorrt")
+
+
+@pytest.fixture(scope="module")
+def cross_encoder_dir(tmp_path_factory):
+    """A CrossEncoder folder (all-MiniLM-L6-v2 body with a seeded one-logit head)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("ce") / "cross-encoder"
+    CrossEncoder(MODEL, num_labels=1).save(str(folder))
+    return folder
+
+
+def test_cross_encoder_onnx_scores_equal_torch_and_int8_keeps_the_order(
+    tmp_path, monkeypatch, cross_encoder_dir, scifact_slice
+):
+    pytest.importorskip("onnxruntime")
+    from scipy.stats import spearmanr
+
+    from retrodistill.teachers.cross_encoder import CrossEncoderTeacher
+
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path / "cache"))
+    texts = _texts(scifact_slice)
+    pairs = [(texts[i], texts[i + 1]) for i in range(0, 40, 2)] + [(texts[0], texts[i]) for i in range(1, 41, 3)]
+    torch_teacher = CrossEncoderTeacher(str(cross_encoder_dir), dtype="float32", device="cpu")
+    reference = np.array(torch_teacher._score_pairs(pairs))
+    onnx = CrossEncoderTeacher(str(cross_encoder_dir), device="cpu", backend="onnx")
+    np.testing.assert_allclose(np.array(onnx._score_pairs(pairs)), reference, atol=1e-4)
+    assert onnx.spec.fingerprint() == torch_teacher.spec.fingerprint()  # same scores, same store
+
+    int8 = CrossEncoderTeacher(str(cross_encoder_dir), device="cpu", backend="onnx-int8")
+    quantised = np.array(int8._score_pairs(pairs))
+    assert spearmanr(quantised, reference).statistic > 0.9
+    assert int8.spec.fingerprint() != torch_teacher.spec.fingerprint()
+    with pytest.raises(ConfigError, match="cross-encoder backend must be one of torch, onnx, onnx-int8"):
+        CrossEncoderTeacher(str(cross_encoder_dir), backend="auto")

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from retrodistill.cli.executor_args import add_executor_args
-from retrodistill.students.backends import BACKENDS
+from retrodistill.inference.backends import BACKENDS
 
 EPILOG = """\
 index types (--index TYPE[,key=value...]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from retrodistill.students.backends import BACKENDS
+from retrodistill.inference.backends import BACKENDS
 
 EPILOG = """\
 every option can also come from an environment variable RETRODISTILL_<NAME> (flags win), e.g.

@@ -143,7 +143,7 @@ class IndexDir:
         threads: int | None = None,
     ) -> Any:
         """The query encoder of the manifest (or ``model``, a copy of it), checked against the index;
-        ``backend`` (students.backends; default the one the passages were encoded with) and ``threads``
+        ``backend`` (inference.backends; default the one the passages were encoded with) and ``threads``
         choose a bi-encoder's inference engine."""
         name = model or self.manifest["model"]["id"]
         backend = backend or str(self.manifest["model"].get("backend", "torch"))

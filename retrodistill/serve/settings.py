@@ -86,7 +86,7 @@ class ServeSettings(BaseModel):
     @field_validator("backend")
     @classmethod
     def _backend(cls, value: str | None) -> str | None:
-        from retrodistill.students.backends import BACKENDS
+        from retrodistill.inference.backends import BACKENDS
 
         if value is not None and value not in BACKENDS:
             raise ValueError(f"unknown inference backend {value!r}; choose one of: {', '.join(BACKENDS)}")

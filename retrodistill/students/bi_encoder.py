@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from retrodistill.errors import ConfigError, require
+from retrodistill.inference.backends import check_backend
+from retrodistill.inference.buckets import length_batches, take_rows
 from retrodistill.revision import model_revision
-from retrodistill.students.backends import check_backend
-from retrodistill.students.buckets import length_batches
 
 WINDOW = 4096
 """Texts tokenised together before they are cut into length buckets."""
@@ -26,8 +26,8 @@ class BiEncoder:
     texts for models trained with instructions (e5: "query: ", "passage: ").
 
     Texts are tokenised, sorted by length and run in length buckets of at most ``batch_size``
-    (``students.buckets``), so short texts do not pay for a long one's padding. ``backend`` names the
-    engine of the forward pass (``students.backends``: torch, onnx, onnx-int8, or auto, measured on
+    (``inference.buckets``), so short texts do not pay for a long one's padding. ``backend`` names the
+    engine of the forward pass (``inference.backends``: torch, onnx, onnx-int8, or auto, measured on
     first use); ``threads`` sets ONNX Runtime's threads (default: torch's).
     """
 
@@ -119,7 +119,7 @@ class BiEncoder:
     def forward(self) -> Any:
         """The resolved backend's forward (features -> embeddings); ``auto`` is measured on the first call."""
         if self._forward is None:
-            from retrodistill.students.backends import choose_backend, load_backend
+            from retrodistill.inference.backends import choose_backend, load_backend
 
             if self.backend == "auto":
                 name, self._forward, self.backend_report = choose_backend(
@@ -147,7 +147,7 @@ class BiEncoder:
                 features = self.model.preprocess(texts[start : start + WINDOW])
                 lengths = features["attention_mask"].sum(1).tolist()
                 for members, padded in length_batches(lengths, self.batch_size, limit):
-                    part = _rows(features, torch.tensor(members), padded, pad_id, self.model.device)
+                    part = take_rows(features, members, padded, pad_id, self.model.device)
                     with torch.inference_mode():
                         vectors = forward(part)
                         if self.normalize:
@@ -155,24 +155,3 @@ class BiEncoder:
                     out[start + np.asarray(members)] = vectors.float().cpu().numpy()
                     bar.update(len(members))
         return out
-
-
-def _rows(features: dict[str, Any], rows: Any, length: int, pad_id: int, device: Any) -> dict[str, Any]:
-    """``features`` for ``rows`` only, token tensors cut or padded to ``length`` columns (``pad_id`` for ids)."""
-    import torch
-
-    out: dict[str, Any] = {}
-    for name, value in features.items():
-        if not isinstance(value, torch.Tensor):
-            out[name] = value
-            continue
-        value = value[rows]
-        if value.dim() == 2:
-            width = value.shape[1]
-            if width >= length:
-                value = value[:, :length]
-            else:
-                fill = pad_id if name == "input_ids" else 0
-                value = torch.nn.functional.pad(value, (0, length - width), value=fill)
-        out[name] = value.to(device)
-    return out

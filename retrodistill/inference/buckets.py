@@ -10,6 +10,7 @@ text. The second rule bounds the distinct (rows, length) shapes a long-running s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 SHORT = 64
 """Up to this many tokens buckets are 8 apart; beyond it, 32."""
@@ -47,3 +48,28 @@ def length_batches(
     if members:
         groups.append((members, padded))
     return groups
+
+
+def take_rows(
+    features: dict[str, Any], rows: Sequence[int], length: int, pad_id: int, device: Any = None
+) -> dict[str, Any]:
+    """Tokenizer ``features`` (torch tensors, first axis = texts) for ``rows`` only, their token axis cut or
+    padded to ``length`` (``pad_id`` for ``input_ids``, 0 elsewhere); other entries pass through."""
+    import torch
+
+    index = torch.as_tensor(list(rows), dtype=torch.long)
+    out: dict[str, Any] = {}
+    for name, value in features.items():
+        if not isinstance(value, torch.Tensor):
+            out[name] = value
+            continue
+        value = value[index]
+        if value.dim() == 2:
+            width = value.shape[1]
+            if width >= length:
+                value = value[:, :length]
+            else:
+                fill = pad_id if name == "input_ids" else 0
+                value = torch.nn.functional.pad(value, (0, length - width), value=fill)
+        out[name] = value if device is None else value.to(device)
+    return out

@@ -1,6 +1,7 @@
-"""ONNX Runtime as the inference engine of a sentence-transformers bi-encoder, float32 or int8.
+"""ONNX Runtime as the inference engine of a transformer (a bi-encoder's encoder, a cross-encoder's
+classifier), float32 or int8.
 
-The model's transformer is exported once with ``torch.onnx`` (dynamic batch and sequence axes) into
+The transformer is exported once with ``torch.onnx`` (dynamic batch and sequence axes) into
 ``$RETRODISTILL_CACHE/onnx/<key>/``, where the key covers the weights' revision, the quantisation and the
 exporter versions; int8 is onnxruntime's dynamic quantisation of that graph (per-channel weights with a
 7-bit range, which AVX2 CPUs without VNNI need to avoid saturating their int8 dot products). The folder
@@ -22,6 +23,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from retrodistill.cache import default_cache_dir
 from retrodistill.errors import ConfigError, require
 
@@ -32,13 +35,15 @@ OPSET = 17
 INT8 = "dynamic int8, per-channel weights, reduce_range"
 
 
-class OnnxTransformer:
-    """Maps the feature dict of ``model.preprocess`` to the model's sentence embeddings (float32 tensor),
-    with the transformer run by an onnxruntime session of ``threads`` intra-op threads."""
+class OnnxGraph:
+    """A Hugging Face transformer ``module`` (fed ``names``, returning ``output``: ``last_hidden_state`` or
+    ``logits``) exported once and run by an onnxruntime session of ``threads`` intra-op threads."""
 
     def __init__(
         self,
-        model: Any,
+        module: Any,
+        names: list[str],
+        output: str,
         revision: str,
         quantize: bool = False,
         threads: int | None = None,
@@ -47,12 +52,11 @@ class OnnxTransformer:
         ort = require("onnxruntime", purpose="the onnx inference backend", extra="onnx")
         import torch
 
-        self.model, self.revision, self.quantize = model, revision, bool(quantize)
-        self.names = _input_names(model)
+        self.names, self.output, self.revision, self.quantize = list(names), output, revision, bool(quantize)
         self.folder = Path(cache_dir or default_cache_dir()) / "onnx" / self.key()
         path = self.folder / ("model-int8.onnx" if self.quantize else "model.onnx")
         if not path.exists():
-            _export(model, self.names, self.folder, self.quantize, self.description())
+            _export(module, self.names, output, self.folder, self.quantize, self.description())
         _verify(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
@@ -61,13 +65,15 @@ class OnnxTransformer:
         self.path = path
 
     def description(self) -> dict[str, Any]:
-        """What the export folder depends on: the weights and the exporting versions (both graphs share it)."""
+        """What the export folder depends on: the weights, the output and the exporting versions (the
+        float and int8 graphs share it)."""
         import onnxruntime
         import torch
 
         return {
             "format": EXPORT_FORMAT,
             "revision": self.revision,
+            "output": self.output,
             "opset": OPSET,
             "torch": torch.__version__.split("+")[0],
             "onnxruntime": onnxruntime.__version__,
@@ -76,29 +82,47 @@ class OnnxTransformer:
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.description(), sort_keys=True).encode()).hexdigest()[:16]
 
+    def run(self, features: dict[str, Any]) -> Any:
+        """The output for tokenizer ``features`` (tensors or arrays), a float32 numpy array."""
+        feeds = {
+            name: np.asarray(features[name].cpu() if hasattr(features[name], "cpu") else features[name])
+            for name in self.names
+        }
+        return self.session.run(None, {k: v.astype(np.int64, copy=False) for k, v in feeds.items()})[0]
+
+
+class OnnxTransformer:
+    """A sentence-transformers bi-encoder's forward (``model.preprocess`` features -> sentence embeddings,
+    a float32 tensor) with its transformer on ONNX Runtime and its pooling / normalisation in torch."""
+
+    def __init__(self, model: Any, revision: str, quantize: bool = False, threads: int | None = None) -> None:
+        self.model = model
+        names = input_names(model.preprocess(["retrodistill"]))
+        self.graph = OnnxGraph(model[0].auto_model, names, "last_hidden_state", revision, quantize, threads)
+
     def __call__(self, features: dict[str, Any]) -> Any:
         import torch
 
-        feeds = {name: features[name].cpu().numpy() for name in self.names}
-        hidden = self.session.run(None, feeds)[0]
-        out = {**features, "token_embeddings": torch.from_numpy(hidden)}
+        out = {**features, "token_embeddings": torch.from_numpy(self.graph.run(features))}
         for module in list(self.model)[1:]:
             out = module(out)
         return out["sentence_embedding"]
 
 
-def _input_names(model: Any) -> list[str]:
-    probe = model.preprocess(["retrodistill"])
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
+def input_names(features: Any) -> list[str]:
+    """The tokenizer outputs a text transformer is fed, in a fixed order; a ConfigError for other models."""
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in features]
     if "input_ids" not in names or "attention_mask" not in names:
         raise ConfigError(
             f"the onnx backend exports text transformers fed input_ids and attention_mask; this model's "
-            f"inputs are {sorted(probe)}; use --backend torch"
+            f"inputs are {sorted(features)}; use --backend torch"
         )
     return names
 
 
-def _export(model: Any, names: list[str], folder: Path, quantize: bool, description: dict[str, Any]) -> None:
+def _export(
+    module: Any, names: list[str], output: str, folder: Path, quantize: bool, description: dict[str, Any]
+) -> None:
     """Write ``folder`` with model.onnx (and model-int8.onnx), each with its ``.json`` record, atomically:
     built in a temporary folder beside it, then renamed (or, when ``folder`` exists, its missing files moved in)."""
     require("onnx", purpose="exporting a model for the onnx backend", extra="onnx")
@@ -111,7 +135,7 @@ def _export(model: Any, names: list[str], folder: Path, quantize: bool, descript
             shutil.copyfile(fp32, tmp_fp32)
         else:
             log.info("exporting %s to ONNX (once; cached in %s)", description["revision"], folder)
-            _torch_export(model, names, tmp_fp32)
+            _torch_export(module, names, output, tmp_fp32)
         files = [tmp_fp32]
         if quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -135,30 +159,32 @@ def _export(model: Any, names: list[str], folder: Path, quantize: bool, descript
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _torch_export(model: Any, names: list[str], path: Path) -> None:
+def _torch_export(module: Any, names: list[str], output: str, path: Path) -> None:
     import torch
-
-    transformer = model[0].auto_model
 
     class Graph(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.inner = transformer
+            self.inner = module
 
         def forward(self, *inputs: Any) -> Any:
-            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+            return getattr(self.inner(**dict(zip(names, inputs, strict=True))), output)
 
-    features = model.preprocess(["an example query", "a somewhat longer example passage for the export"])
-    axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
+    example = {name: torch.ones((2, 8), dtype=torch.long) for name in names}
+    example["attention_mask"][1, 5:] = 0
+    if "token_type_ids" in example:
+        example["token_type_ids"].zero_()
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[output] = {0: "batch", 1: "sequence"} if output == "last_hidden_state" else {0: "batch"}
     graph = Graph().eval()
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             graph,
-            tuple(features[name] for name in names),
+            tuple(example[name] for name in names),
             str(path),
             input_names=names,
-            output_names=["last_hidden_state"],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,

@@ -47,7 +47,7 @@ def load_backend(name: str, model: Any, revision: str, threads: int | None = Non
         return _torch_forward(model)
     if str(model.device) != "cpu":
         raise ConfigError(f"the {name} backend runs on CPU only; the model is on {model.device}: use --backend torch")
-    from retrodistill.students.onnx_backend import OnnxTransformer
+    from retrodistill.inference.onnx import OnnxTransformer
 
     return OnnxTransformer(model, revision, quantize=name == "onnx-int8", threads=threads)
 
