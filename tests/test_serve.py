@@ -331,3 +331,21 @@ def test_mismatched_manifest_is_refused(slice_data, tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("retrodistill: error:")]
     assert len(lines) == 1 and "dim=768" in lines[0] and "384" in lines[0]
+
+
+def test_onnx_backend_serves_the_exact_top_k(slice_data, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    _, index_dir, queries, want_scores, want_ids = slice_data
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path / "cache"))
+    settings = ServeSettings(index_dir=str(index_dir), backend="onnx", max_queries=64)
+    with LiveServer(create_app(settings), settings) as live:
+        live.wait_ready()
+        data = httpx.post(live.url + "/search", json={"queries": queries, "k": 10}, timeout=120).json()
+        info = httpx.get(live.url + "/info").json()
+    got_ids = [[h["doc_id"] for h in r["hits"]] for r in data["results"]]
+    got_scores = [[h["score"] for h in r["hits"]] for r in data["results"]]
+    assert (np.array(got_ids) == want_ids).mean() > 0.99
+    np.testing.assert_allclose(got_scores, want_scores, atol=1e-4)
+    assert info["encoder"]["backend"] == "onnx"
+    with pytest.raises(ValueError, match="unknown inference backend 'cuda'"):
+        ServeSettings(index_dir=str(index_dir), backend="cuda")

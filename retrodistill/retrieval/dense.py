@@ -12,7 +12,8 @@ from retrodistill.students.bi_encoder import BiEncoder
 
 class DenseRetriever(Retriever):
     """Any sentence-transformers model id or folder; scores are inner products of the embeddings
-    (cosine when normalised, the default), higher = more relevant."""
+    (cosine when normalised, the default), higher = more relevant. ``backend`` is the encoder's engine
+    (``inference.backends``: torch, onnx, onnx-int8, auto)."""
 
     name = "dense"
 
@@ -26,11 +27,14 @@ class DenseRetriever(Retriever):
         cache_dir: str | None = None,
         query_chunk: int = 256,
         show_progress: bool = True,
+        backend: str = "torch",
     ) -> None:
         super().__init__()
         self.index_type = index
         self._index_cls = INDEX_TYPES.get(index)
-        self.encoder = BiEncoder(model, batch_size=batch_size, normalize=normalize, max_seq_length=max_seq_length)
+        self.encoder = BiEncoder(
+            model, batch_size=batch_size, normalize=normalize, max_seq_length=max_seq_length, backend=backend
+        )
         self.cache_dir = cache_dir
         self.query_chunk = query_chunk
         self.show_progress = show_progress

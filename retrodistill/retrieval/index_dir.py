@@ -17,7 +17,8 @@ class IndexDirRetriever(Retriever):
     its manifest names. Scores are the index's inner products (cosine for normalised models), higher =
     more relevant; a ``flat`` index gives exactly ``dense:MODEL``'s run; a ``colbert`` index scores by MaxSim.
     ``efSearch`` / ``nprobe`` (and ``ncandidates`` / ``exhaustive`` for colbert) override the manifest's
-    search settings; ``encoder`` serves a copy of the model from another path.
+    search settings; ``encoder`` serves a copy of the model from another path; ``backend`` picks the query
+    encoder's engine (``inference.backends``; default the one the index was built with).
     The directory is verified against its manifest first (``verify=full``: sizes and sha256 of every
     file; ``verify=fast``: sizes only); a damaged directory is a one-line error, never a wrong run.
     """
@@ -36,6 +37,7 @@ class IndexDirRetriever(Retriever):
         exhaustive: bool | None = None,
         query_chunk: int = 256,
         verify: Literal["full", "fast"] = "full",
+        backend: str | None = None,
     ) -> None:
         from retrodistill.index.store import load_index_dir
 
@@ -43,7 +45,7 @@ class IndexDirRetriever(Retriever):
         given = {"efSearch": efSearch, "nprobe": nprobe, "ncandidates": ncandidates, "exhaustive": exhaustive}
         overrides = {key: v for key, v in given.items() if v is not None}
         self.store = load_index_dir(model, device=device, query_chunk=query_chunk, verify=verify, **overrides)
-        self.encoder = self.store.open_encoder(encoder, batch_size=batch_size)
+        self.encoder = self.store.open_encoder(encoder, batch_size=batch_size, backend=backend)
 
     def _index(self, docs: list[Document]) -> None:
         ids = {doc_id for doc_id in self.store.ids if doc_id is not None}

@@ -317,9 +317,13 @@ def create_app(
         status = key_status(request.scope, settings)
         if status == "bad":
             raise HTTPException(401, KEY_MESSAGE)
+        engine = {
+            "backend": str(getattr(svc.encoder, "backend", "torch")),
+            "auto_probe_seconds": getattr(svc.encoder, "backend_report", {}) or None,
+        }
         if status == "ok":
-            return {**svc.manifest, "server": {**settings.public(), **settings.limits()}}
-        return {**scrub_paths(svc.manifest), "server": settings.limits()}
+            return {**svc.manifest, "server": {**settings.public(), **settings.limits()}, "encoder": engine}
+        return {**scrub_paths(svc.manifest), "server": settings.limits(), "encoder": engine}
 
     @app.post(
         "/search",
