@@ -349,3 +349,11 @@ def test_onnx_backend_serves_the_exact_top_k(slice_data, tmp_path, monkeypatch):
     assert info["encoder"]["backend"] == "onnx"
     with pytest.raises(ValueError, match="unknown inference backend 'cuda'"):
         ServeSettings(index_dir=str(index_dir), backend="cuda")
+
+
+def test_default_engine_is_measured_at_start(server):
+    """No --backend: the server times the float engines at start and keeps the faster (same vectors)."""
+    info = httpx.get(server.url + "/info", headers={"X-API-Key": KEY}).json()["encoder"]
+    assert info["backend"] in ("torch", "onnx")
+    probe = info["auto_probe_seconds"]
+    assert "torch" in probe and probe[info["backend"]] == min(v for v in probe.values() if isinstance(v, float))

@@ -76,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--backend",
         choices=list(BACKENDS),
-        help="query encoder engine (default: the one the index was built with): "
+        help="query encoder engine (default: onnx-int8 for an index built with it, else auto): "
         + "; ".join(f"{name}: {text}" for name, text in BACKENDS.items()),
     )
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="FAISS device (default auto)")

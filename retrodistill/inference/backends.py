@@ -69,6 +69,8 @@ def choose_backend(
         candidates["onnx"] = load_backend("onnx", model, revision, threads)
     except (MissingDependencyError, ConfigError) as exc:
         report["onnx"] = f"not available: {exc}"
+        log.info("inference backend auto -> torch (onnx %s)", report["onnx"])
+        return "torch", torch_forward, report
     reference = embed(torch_forward, PROBE * 4)
     seconds: dict[str, float] = {}
     for name, forward in candidates.items():

@@ -45,7 +45,7 @@ class SearchService:
             torch.set_num_threads(settings.threads)
         self.store: IndexDir = load_index_dir(settings.index_dir, device=settings.device, **settings.search_overrides())
         self.encoder = self.store.open_encoder(
-            settings.model, batch_size=settings.encode_batch_size, backend=settings.backend, threads=settings.threads
+            settings.model, batch_size=settings.encode_batch_size, backend=self.backend(), threads=settings.threads
         )
         self.reranker: Any = None
         if settings.reranker:
@@ -62,6 +62,17 @@ class SearchService:
             self.encoder.model_id,
             getattr(self.encoder, "backend", "torch"),
         )
+
+    def backend(self) -> str:
+        """The query encoder's engine: the one asked for; else the index's when its passages were encoded
+        in int8 (queries must match them); else ``auto``, the fastest float engine measured at start
+        (all float engines give the same vectors as the build)."""
+        if self.settings.backend:
+            return self.settings.backend
+        built = str(self.store.manifest["model"].get("backend", "torch"))
+        if self.store.kind == "colbert":
+            return "torch"
+        return built if built == "onnx-int8" else "auto"
 
     def probe(self) -> None:
         """One query through every part a request uses (and a warm-up): encode, search the index,

@@ -71,7 +71,9 @@ class ServeSettings(BaseModel):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     threads: int | None = Field(None, ge=1, description="torch threads for the encoder (default: torch's choice)")
     backend: str | None = Field(
-        None, description="query encoder engine: auto, torch, onnx, onnx-int8 (default: the index's, else torch)"
+        None,
+        description="query encoder engine: auto, torch, onnx, onnx-int8 (default: onnx-int8 for an index built "
+        "with it, else auto: the fastest float engine measured at start)",
     )
     efSearch: int | None = Field(None, ge=1, description="override the HNSW search beam")
     nprobe: int | None = Field(None, ge=1, description="override the IVF cells scanned")
