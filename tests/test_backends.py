@@ -141,3 +141,28 @@ def test_cross_encoder_onnx_scores_equal_torch_and_int8_keeps_the_order(
     assert int8.spec.fingerprint() != torch_teacher.spec.fingerprint()
     with pytest.raises(ConfigError, match="cross-encoder backend must be one of torch, onnx, onnx-int8"):
         CrossEncoderTeacher(str(cross_encoder_dir), backend="auto")
+
+
+def test_an_index_encoded_in_int8_is_queried_in_int8(tmp_path, monkeypatch, scifact_slice):
+    pytest.importorskip("onnxruntime")
+    from retrodistill.data.load import load_dataset
+    from retrodistill.index.store import build_index_dir, load_index_dir
+    from retrodistill.serve.service import SearchService
+    from retrodistill.serve.settings import ServeSettings
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path / "cache"))
+    corpus = dict(list(load_dataset(str(scifact_slice)).corpus.items())[:60])
+    int8 = BiEncoder(MODEL, backend="onnx-int8")
+    out = tmp_path / "int8-index"
+    build_index_dir(out, int8, corpus, "slice", "flat", cache_dir=tmp_path / "emb", show_progress=False)
+    assert load_index_dir(out).manifest["model"]["backend"] == "onnx-int8"
+    service = SearchService(ServeSettings(index_dir=str(out)))
+    assert service.encoder.backend == "onnx-int8"
+    doc = next(iter(corpus.values()))
+    top = service.search_batch([(doc.text[:200], 1)])[0][0]
+    assert top.doc_id == doc.doc_id  # int8 queries find int8 passages
+    # dynamic int8 scales activations per batch, so a passage encoded among others differs a little
+    # from the same passage encoded alone: equal within 0.02, not to float precision
+    want = int8.encode_queries([doc.text[:200]]) @ int8.encode_passages([doc.full_text()]).T
+    assert abs(top.score - want.item()) < 0.02

@@ -2,9 +2,11 @@
 
 ``torch`` runs the sentence-transformers modules; ``onnx`` runs the same transformer exported to ONNX
 Runtime (float32: the same vectors within 1e-6); ``onnx-int8`` runs it quantised to int8 (smaller and
-usually faster, vectors change: measure the metric before serving it). ``auto`` times the float
-backends that load here on a probe of short texts at batch 1 and 16 and keeps the fastest whose vectors
-match torch's (cosine >= 0.9999); int8 is never picked by ``auto``, since it trades quality for speed.
+usually faster, vectors change: measure the metric before serving it). Dynamic int8 scales activations
+per batch, so a text's int8 vector also moves a little (~1e-2) with the texts it is batched with.
+``auto`` times the float backends that load here on a probe of short texts at batch 1 and 16 and keeps
+the fastest whose vectors match torch's (cosine >= 0.9999); int8 is never picked by ``auto``, since it
+trades quality for speed.
 On a GPU ``auto`` is torch: ONNX Runtime runs here on CPU only.
 """
 
