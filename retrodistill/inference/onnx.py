@@ -150,9 +150,9 @@ def _export(
         if folder.exists():  # the float graph was there already (or another process finished first)
             for path in files:
                 target = folder / path.name
-                if not target.exists():
-                    os.replace(path, target)
+                if not target.exists():  # the record first: a graph is used only once its record is there
                     os.replace(_sidecar(path), _sidecar(target))
+                    os.replace(path, target)
         else:
             os.replace(tmp, folder)
     finally:
