@@ -2,7 +2,10 @@
 
 On Linux the kernel's high-water mark (``VmHWM``) can be reset by writing ``5`` to
 ``/proc/self/clear_refs``, so each stage of a pipeline reports its own peak, not the process's peak so
-far. Elsewhere (or where the write is refused) the peak is ``getrusage``'s, which only grows.
+far. Elsewhere (or where the write is refused) the peak is ``getrusage``'s, which only grows. Stages
+nest: a pipeline stage (``mark`` / ``peak_since_mark``) keeps the highest of the peaks its parts reset
+(``reset_peak`` / ``peak_rss_mb``, e.g. one per evaluated system). The kernel's reset also resets
+``getrusage``'s ``ru_maxrss``, so an outer ``/usr/bin/time -v`` sees only the last part's peak.
 """
 
 from __future__ import annotations
@@ -14,14 +17,31 @@ import resource
 import sys
 from pathlib import Path
 
+_cleared = 0.0  # the highest peak reset_peak cleared since the last mark
+
 
 def reset_peak() -> bool:
     """Start a new peak measurement; False where the platform cannot (the peak then covers the process)."""
+    global _cleared
+    _cleared = max(_cleared, peak_rss_mb())
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         return False
     return True
+
+
+def mark() -> bool:
+    """Start an outer measurement (a pipeline stage) that parts may reset inside (see the module doc)."""
+    global _cleared
+    done = reset_peak()
+    _cleared = 0.0
+    return done
+
+
+def peak_since_mark() -> float:
+    """Peak resident set size since the last ``mark``, in MiB, across the resets made inside it."""
+    return max(_cleared, peak_rss_mb())
 
 
 def peak_rss_mb() -> float:

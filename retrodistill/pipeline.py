@@ -25,7 +25,7 @@ from retrodistill.eval.config import EvalConfig
 from retrodistill.eval.harness import Report
 from retrodistill.executors.options import RayOptions
 from retrodistill.generation.config import GenerateConfig
-from retrodistill.memory import peak_rss_mb, release, reset_peak
+from retrodistill.memory import mark, peak_since_mark, release
 from retrodistill.specs import SystemSpec, checked, parse_spec
 from retrodistill.training.chain import ChainConfig
 
@@ -157,14 +157,14 @@ class Stages:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        reset_peak()
+        mark()
 
     def add(self, stage: str, seconds: float, **detail: Any) -> None:
-        peak = round(peak_rss_mb(), 1)
+        peak = round(peak_since_mark(), 1)
         self.rows.append({"stage": stage, "seconds": round(seconds, 1), "peak_rss_mib": peak, **detail})
         log.info("stage %s: %.1f s, peak RSS %.0f MiB %s", stage, seconds, peak, detail)
         release()
-        reset_peak()
+        mark()
 
 
 def plan_distill(config: DistillConfig) -> DistillPlan:
