@@ -14,8 +14,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "retrodistill"
 
 # Bottom to top. A module may import its own layer's folders and anything below.
 LAYERS = [
-    {"__init__", "errors", "atomic", "registry", "specs", "revision", "precision", "executors"},
+    {"__init__", "errors", "atomic", "registry", "specs", "revision", "precision", "executors", "cache", "memory"},
     {"data"},
+    {"inference"},
     {"students", "losses"},
     {"index"},
     {"retrieval", "serve"},
