@@ -46,25 +46,27 @@ def peak_since_mark() -> float:
 
 def peak_rss_mb() -> float:
     """Peak resident set size since the last ``reset_peak`` (else since the start), in MiB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    peak = _status_mib("VmHWM")
+    if peak is not None:
+        return peak
     scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale / 1024
 
 
 def rss_mb() -> float:
     """Resident set size now, in MiB (0 where /proc is missing)."""
+    return _status_mib("VmRSS") or 0.0
+
+
+def _status_mib(key: str) -> float | None:
+    """A ``kB`` line of ``/proc/self/status`` in MiB, or None where there is none."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return 0.0
+    return None
 
 
 def release() -> None:

@@ -83,6 +83,18 @@ def bi_encoder():
 
 
 @pytest.fixture(scope="session")
+def cross_encoder_dir(tmp_path_factory):
+    """A CrossEncoder folder (all-MiniLM-L6-v2 body with a seeded, untrained one-logit head)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("ce") / "cross-encoder"
+    CrossEncoder(MODEL, num_labels=1).save(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def bm25_store(scifact_slice, tmp_path_factory):
     """Teacher scores from BM25 (a real scorer) over the top 12 candidates plus the judged positives."""
     from retrodistill.data.load import load_dataset

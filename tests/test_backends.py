@@ -106,18 +106,6 @@ def test_unknown_backend_is_one_line():
         BiEncoder(MODEL, backend="tensorrt")
 
 
-@pytest.fixture(scope="module")
-def cross_encoder_dir(tmp_path_factory):
-    """A CrossEncoder folder (all-MiniLM-L6-v2 body with a seeded one-logit head)."""
-    import torch
-    from sentence_transformers import CrossEncoder
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("ce") / "cross-encoder"
-    CrossEncoder(MODEL, num_labels=1).save(str(folder))
-    return folder
-
-
 def test_cross_encoder_onnx_scores_equal_torch_and_int8_keeps_the_order(
     tmp_path, monkeypatch, cross_encoder_dir, scifact_slice
 ):

@@ -264,18 +264,6 @@ def test_schemathesis_finds_no_server_error(server):
     assert 200 in seen and any(400 <= s < 500 for s in seen)
 
 
-@pytest.fixture(scope="module")
-def cross_encoder_dir(tmp_path_factory):
-    """A CrossEncoder folder (all-MiniLM-L6-v2 body with a seeded, untrained one-logit head)."""
-    import torch
-    from sentence_transformers import CrossEncoder
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("ce") / "cross-encoder"
-    CrossEncoder("sentence-transformers/all-MiniLM-L6-v2", num_labels=1).save(str(folder))
-    return folder
-
-
 def test_rerank_and_server_retriever(slice_data, cross_encoder_dir):
     from sentence_transformers import CrossEncoder
 

@@ -206,18 +206,6 @@ def test_cost_is_characters_plus_k_summed_over_queries(slice_data, service):  # 
         assert search(live, {"query": text(401), "k": 100}).status_code == 413
 
 
-@pytest.fixture(scope="module")
-def cross_encoder_dir(tmp_path_factory):
-    """A CrossEncoder folder (all-MiniLM-L6-v2 body with a seeded, untrained one-logit head)."""
-    import torch
-    from sentence_transformers import CrossEncoder
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("ce-sec") / "cross-encoder"
-    CrossEncoder(MODEL, num_labels=1).save(str(folder))
-    return folder
-
-
 def test_rerank_depth_and_pairs_are_capped(slice_data, cross_encoder_dir):  # noqa: F811
     from retrodistill.retrieval.server import ServerRetriever
 
