@@ -154,3 +154,20 @@ def test_an_index_encoded_in_int8_is_queried_in_int8(tmp_path, monkeypatch, scif
     # from the same passage encoded alone: equal within 0.02, not to float precision
     want = int8.encode_queries([doc.text[:200]]) @ int8.encode_passages([doc.full_text()]).T
     assert abs(top.score - want.item()) < 0.02
+
+
+def test_auto_serves_on_torch_when_the_export_fails(monkeypatch, bi_encoder):
+    """A model the exporter cannot trace (simulated at the export call) leaves auto on torch, with the reason."""
+    pytest.importorskip("onnxruntime")
+    import retrodistill.inference.onnx as onnx_module
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    def cannot_trace(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::made_up")
+
+    monkeypatch.setattr(onnx_module, "OnnxGraph", cannot_trace)
+    encoder = BiEncoder(MODEL, backend="auto")
+    vectors = encoder.encode_queries(["vitamin d and bone density"])
+    np.testing.assert_allclose(vectors, bi_encoder.encode_queries(["vitamin d and bone density"]), atol=2e-5)
+    assert encoder.backend == "torch"
+    assert encoder.backend_report["onnx"].startswith("export failed: RuntimeError: unsupported operator")

@@ -71,7 +71,10 @@ def choose_backend(
         candidates["onnx"] = load_backend("onnx", model, revision, threads)
     except (MissingDependencyError, ConfigError) as exc:
         report["onnx"] = f"not available: {exc}"
-        log.info("inference backend auto -> torch (onnx %s)", report["onnx"])
+    except Exception as exc:  # an architecture the exporter cannot trace: auto must still serve
+        report["onnx"] = f"export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if "onnx" not in candidates:
+        log.warning("inference backend auto -> torch (onnx %s)", report["onnx"])
         return "torch", torch_forward, report
     reference = embed(torch_forward, PROBE * 4)
     seconds: dict[str, float] = {}
