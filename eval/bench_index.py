@@ -72,6 +72,11 @@ def build(kind: str, vectors: np.ndarray, params: dict, train_size: int) -> tupl
 
 def run_suite(name: str, vectors: np.ndarray, queries: np.ndarray, args: argparse.Namespace) -> dict:
     print(f"== {name}: {vectors.shape[0]} x {vectors.shape[1]}, {len(queries)} queries", flush=True)
+    if args.hnsw_build_threads:
+        scaling = hnsw_build_threads(vectors, args.hnsw_build_threads, args)
+        if args.build_only:
+            shape = {"n": len(vectors), "dim": vectors.shape[1], "queries": 0}
+            return {**shape, "types": {}, "hnsw_build_threads": scaling}
     flat, flat_build, flat_bpv, _ = build("flat", vectors, {}, 0)
     exact_ids, flat_seconds = timed_search(flat, queries, 10, args.repeats)
     flat_ms = 1000 * flat_seconds / len(queries)
@@ -79,6 +84,8 @@ def run_suite(name: str, vectors: np.ndarray, queries: np.ndarray, args: argpars
     del flat
     gc.collect()
     suite = {"n": len(vectors), "dim": vectors.shape[1], "queries": len(queries), "types": {}}
+    if args.hnsw_build_threads:
+        suite["hnsw_build_threads"] = scaling
     suite["types"]["flat"] = {"build_s": round(flat_build, 2), "bytes_per_vector": round(flat_bpv, 1),
                               "ms_per_query": round(flat_ms, 4), "recall@10": 1.0}  # fmt: skip
     nlist = args.nlist or max(1, min(int(4 * np.sqrt(len(vectors))), len(vectors) // 39))
@@ -87,6 +94,11 @@ def run_suite(name: str, vectors: np.ndarray, queries: np.ndarray, args: argpars
         "ivf": ("ivf", {"nlist": nlist}),
         "ivfpq": ("ivfpq", {"nlist": nlist, "m": args.m}),
         "ivfpq+refine": ("ivfpq", {"nlist": nlist, "m": args.m, "refine": args.refine, "k_factor": args.k_factor}),
+        "ivfpq+opq": ("ivfpq", {"nlist": nlist, "m": args.m, "opq": True}),
+        "ivfpq+opq+refine": (
+            "ivfpq",
+            {"nlist": nlist, "m": args.m, "opq": True, "refine": args.refine, "k_factor": args.k_factor},
+        ),
     }
     for name, (kind, params) in configs.items():
         if name in args.skip:
@@ -119,6 +131,28 @@ def run_suite(name: str, vectors: np.ndarray, queries: np.ndarray, args: argpars
         del index
         gc.collect()
     return suite
+
+
+def hnsw_build_threads(vectors: np.ndarray, threads: list[int], args: argparse.Namespace) -> list[dict]:
+    """HNSW build seconds (add every vector, as ``index build`` does) with each FAISS thread count, same
+    vectors and parameters; the speed-up is against the first count."""
+    import faiss
+
+    rows = []
+    for count in threads:
+        faiss.omp_set_num_threads(count)
+        start = time.perf_counter()
+        index = INDEX_TYPES.get("hnsw")(vectors.shape[1], device="cpu", M=args.M, efConstruction=args.ef_construction)
+        for s in range(0, len(vectors), 65536):
+            index.add(vectors[s : s + 65536])
+        seconds = time.perf_counter() - start
+        rows.append({"threads": count, "build_s": round(seconds, 1), "speedup": round(rows[0]["build_s"] / seconds, 2)
+                     if rows else 1.0})  # fmt: skip
+        print(f"hnsw build, {count} thread(s): {seconds:.1f}s", flush=True)
+        del index
+        gc.collect()
+    faiss.omp_set_num_threads(args.threads)
+    return rows
 
 
 def scifact_vectors(model: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +189,14 @@ def markdown(result: dict) -> str:
              "thread(s); query time is a batch of queries searched together, best of the repeats.", ""]  # fmt: skip
     for name, suite in result["suites"].items():
         lines += [f"## {name}: {suite['n']} x {suite['dim']}, {suite['queries']} queries (batched search, k=10)", ""]
+        if suite.get("hnsw_build_threads"):
+            build = f"M={result['args']['M']}, efConstruction={result['args']['ef_construction']}"
+            lines += [f"HNSW build (every vector added; {build}):", "",
+                      "| FAISS threads | build s | speed-up |", "|---|---|---|"]  # fmt: skip
+            lines += [f"| {r['threads']} | {r['build_s']} | {r['speedup']}x |" for r in suite["hnsw_build_threads"]]
+            lines.append("")
+        if not suite["types"]:
+            continue
         header = "| type | params | build s | bytes/vector (file / n; marginal) | best setting at recall@10 >= 0.95 "
         lines += [header + "| recall@10 | ms/query | speed-up vs flat |", "|---|---|---|---|---|---|---|---|"]
         for kind, info in suite["types"].items():
@@ -200,10 +242,20 @@ def main() -> None:
     parser.add_argument("--k-factor", type=int, default=8, help="ivfpq+refine: shortlist = k * k_factor")
     parser.add_argument("--train-size", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], help="to skip: hnsw, ivf, ivfpq, ivfpq+refine")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], help="to skip: hnsw, ivf, ivfpq, ivfpq+refine, ivfpq+opq, ivfpq+opq+refine"
+    )
     parser.add_argument("--scifact", default="beir/scifact/test", help="dataset for the real-corpus suite ('' = skip)")
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads (1: stable on shared cores)")
+    parser.add_argument(
+        "--hnsw-build-threads",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time the HNSW build with each of these FAISS thread counts (e.g. 1 2)",
+    )
+    parser.add_argument("--build-only", action="store_true", help="with --hnsw-build-threads: only that, no search")
     parser.add_argument("--out", default="eval/results/index")
     parser.add_argument("--tag", default="", help="suffix of the result files (e.g. refine)")
     args = parser.parse_args()

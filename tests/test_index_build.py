@@ -138,6 +138,42 @@ def test_ivfpq_refine_rescores_the_pq_shortlist_exactly_and_reads_vectors_memory
     assert writable.ntotal == len(passages) + 2 and not writable.mmapped
 
 
+def test_ivfpq_opq_learns_an_orthonormal_rotation_and_keeps_search_exact_under_refine(vectors, tmp_path):
+    """OPQ (a learned rotation before the PQ): the rotation is orthonormal (A A^T = I, so inner products are
+    kept), the codes stay m bytes, search alone finds most true neighbours, and with refine=flat over the
+    whole slice the answer equals the numpy oracle; save / load finds the rotation again, deletions are
+    skipped through the rotation and the refinement."""
+    import faiss
+
+    from retrodistill.index.ivfpq import IVFPQIndex
+
+    _, _, passages, queries = vectors
+    want_s, want_i = exact(passages, queries, 10)
+    plain = IVFPQIndex(384, device="cpu", nlist=4, nprobe=4, m=16)
+    rotated = IVFPQIndex(384, device="cpu", nlist=4, nprobe=4, m=16, opq=True)
+    for index in (plain, rotated):
+        index.add(passages)
+    rotation = faiss.downcast_VectorTransform(faiss.downcast_index(rotated.index).chain.at(0))
+    a = faiss.vector_to_array(rotation.A).reshape(384, 384)
+    np.testing.assert_allclose(a @ a.T, np.eye(384), atol=1e-4)
+    recall = {name: recall_at_k(i.search(queries, 10)[1], want_i, 10) for name, i in (("pq", plain), ("opq", rotated))}
+    print("recall@10, PQ alone vs OPQ:", recall)
+    assert recall["opq"] >= 0.4 and rotated.params["opq"] is True and "opq" not in plain.params
+
+    refined = IVFPQIndex(384, device="cpu", nlist=4, nprobe=4, m=16, opq=True, refine="flat", k_factor=len(passages))
+    refined.add(passages)
+    got_s, got_i = refined.search(queries, 10)
+    assert (got_i == want_i).all()
+    np.testing.assert_allclose(got_s, want_s, atol=1e-5)
+    for index, name in ((rotated, "opq.faiss"), (refined, "opq-refine.faiss")):
+        index.save(tmp_path / name)
+        loaded = IVFPQIndex.load(tmp_path / name, device="cpu", nprobe=4, k_factor=len(passages))
+        assert loaded.params == index.params and loaded.params["opq"] is True
+        np.testing.assert_array_equal(loaded.search(queries, 10)[1], index.search(queries, 10)[1])
+        loaded.exclude(want_i[:, 0])
+        assert not np.isin(loaded.search(queries, 10)[1], want_i[:, 0]).any()
+
+
 @pytest.fixture(scope="module")
 def flat_dir(scifact_slice, vectors, cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("idx") / "flat"

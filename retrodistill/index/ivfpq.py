@@ -25,6 +25,10 @@ class IVFPQIndex(IVFIndex):
     (flat) or near-exact inner products. The stored vectors are read memory-mapped from the index file
     (``mmap``, the default when loading), so RAM holds the PQ codes and the page cache what queries touch.
     A memory-mapped index cannot take vectors: updates load it with ``mmap=False``. CPU only.
+
+    ``opq=True`` learns a rotation before the PQ (FAISS OPQMatrix, Ge et al. 2013, "Optimized Product
+    Quantization") so each sub-vector carries a similar share of the variance; the codes stay ``m`` bytes,
+    the rotation adds ``dim * dim * 4`` bytes once. Refinement, when set, re-scores with the unrotated vectors.
     """
 
     name = "ivfpq"
@@ -41,6 +45,7 @@ class IVFPQIndex(IVFIndex):
         nbits: int = 8,
         refine: str | None = None,
         k_factor: int = 4,
+        opq: bool = False,
     ) -> None:
         if m is not None and pq_bytes is not None and m != pq_bytes:
             raise ConfigError("ivfpq: m and pq_bytes are the same setting; give one")
@@ -54,7 +59,7 @@ class IVFPQIndex(IVFIndex):
         if k_factor < 1:
             raise ConfigError("ivfpq: k_factor must be positive")
         self.m, self.nbits = m, int(nbits)
-        self.refine, self.k_factor = refine, int(k_factor)
+        self.refine, self.k_factor, self.opq = refine, int(k_factor), bool(opq)
         self.gpu_capable = refine is None  # FAISS has no GPU IndexRefine
         self.mmapped = False
         super().__init__(dim, query_chunk, device, nlist, nprobe)
@@ -62,7 +67,8 @@ class IVFPQIndex(IVFIndex):
     @property
     def params(self) -> dict[str, Any]:
         extra = {"refine": self.refine, "k_factor": self.k_factor} if self.refine else {}
-        return {**super().params, "m": self.m, "nbits": self.nbits, **extra}
+        rotation = {"opq": True} if self.opq else {}
+        return {**super().params, "m": self.m, "nbits": self.nbits, **rotation, **extra}
 
     def _new_index(self, n_train: int) -> Any:
         quantizer = self.faiss.IndexFlatIP(self.dim)
@@ -70,15 +76,20 @@ class IVFPQIndex(IVFIndex):
         if n_train and n_train < 2**self.nbits:
             raise ConfigError(f"ivfpq: training needs at least {2**self.nbits} vectors, got {n_train}")
         ivfpq = self.faiss.IndexIVFPQ(quantizer, self.dim, nlist, self.m, self.nbits, self.faiss.METRIC_INNER_PRODUCT)
+        coarse: Any = ivfpq
+        if self.opq:
+            rotation = self.faiss.OPQMatrix(self.dim, self.m)
+            coarse = self.faiss.IndexPreTransform(rotation, ivfpq)
+            self._parts = (quantizer, ivfpq, rotation)
         if self.refine is None:
-            return ivfpq
+            return coarse
         if REFINE[self.refine] is None:
             exact = self.faiss.IndexFlatIP(self.dim)
         else:
             kind = getattr(self.faiss.ScalarQuantizer, REFINE[self.refine])
             exact = self.faiss.IndexScalarQuantizer(self.dim, kind, self.faiss.METRIC_INNER_PRODUCT)
-        index = self.faiss.IndexRefine(ivfpq, exact)
-        self._parts = (quantizer, ivfpq, exact)  # the Python objects FAISS points into
+        index = self.faiss.IndexRefine(coarse, exact)
+        self._parts = (quantizer, ivfpq, coarse, exact)  # the Python objects FAISS points into
         return index
 
     def _search_params(self) -> dict[str, int]:
@@ -96,13 +107,19 @@ class IVFPQIndex(IVFIndex):
         super().set_search_params(**params)
 
     def _selector_params(self, selector: Any) -> Any:
-        if self.refine is None:
-            return super()._selector_params(selector)
-        base = self.faiss.SearchParametersIVF()
-        base.sel, base.nprobe = selector, super()._search_params()["nprobe"]
-        params = self.faiss.IndexRefineSearchParameters()
-        params.sel, params.base_index_params, params.k_factor = selector, base, float(self.k_factor)
-        self._base_params = base  # kept alive for the call
+        """The IVF's parameters (selector, nprobe), wrapped for the rotation and the refinement when set."""
+        ivf = self.faiss.SearchParametersIVF()
+        ivf.sel, ivf.nprobe = selector, super()._search_params()["nprobe"]
+        params, keep = ivf, [ivf]
+        if self.opq:
+            params = self.faiss.SearchParametersPreTransform()
+            params.sel, params.index_params = selector, ivf
+            keep.append(params)
+        if self.refine is not None:
+            refine = self.faiss.IndexRefineSearchParameters()
+            refine.sel, refine.base_index_params, refine.k_factor = selector, params, float(self.k_factor)
+            params = refine
+        self._base_params = keep  # kept alive for the call
         return params
 
     def _add(self, vectors: np.ndarray) -> None:
@@ -139,6 +156,9 @@ class IVFPQIndex(IVFIndex):
         ivf = faiss.downcast_index(faiss.extract_index_ivf(cpu_index))
         params = {"nlist": int(ivf.nlist), "m": int(ivf.pq.M), "nbits": int(ivf.pq.nbits)}
         top = faiss.downcast_index(cpu_index)
+        coarse = faiss.downcast_index(top.base_index) if isinstance(top, faiss.IndexRefine) else top
+        if isinstance(coarse, faiss.IndexPreTransform):
+            params["opq"] = True
         if isinstance(top, faiss.IndexRefine):
             exact = faiss.downcast_index(top.refine_index)
             if isinstance(exact, faiss.IndexScalarQuantizer):
