@@ -74,26 +74,49 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def interleaved_latency(url: str, queries: list[str], n: int, backend: str) -> tuple[list[float], list[float]]:
-    """Per query, the bare in-process encoder forward (same backend as the server) then the same query over
-    HTTP, alternating, so both see the same load on the shared cores. Milliseconds."""
+def interleaved_latency(url: str, queries: list[str], n: int, backend: str) -> dict[str, list[float]]:
+    """Per query, in turn: the bare in-process encoder forward (same backend as the server), the query over
+    HTTP with httpx, and again with the standard library's http.client (a client with less overhead of
+    its own), so all see the same load on the shared cores. Also the server's own time for the request
+    (``latency_ms``: the route's work, index search and doc store included, HTTP parsing excluded).
+    Milliseconds."""
+    import http.client
+
     from retrodistill.students.bi_encoder import BiEncoder
 
     encoder = BiEncoder(MODEL, backend=backend)
-    bare, http = [], []
+    out: dict[str, list[float]] = {"bare": [], "httpx": [], "stdlib": [], "server": []}
+    host, port = url.rsplit("//", 1)[1].split(":")
+    stdlib = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {"Content-Type": "application/json"}
+
+    def post_stdlib(q: str) -> dict:
+        stdlib.request("POST", "/search", json.dumps({"query": q, "k": 10}), headers)
+        response = stdlib.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise SystemExit(f"POST /search answered {response.status}")
+        return json.loads(body)
+
     with httpx.Client(base_url=url, timeout=60) as client:
         for q in queries[:20]:
             encoder.encode_queries([q])
             client.post("/search", json={"query": q, "k": 10}).raise_for_status()
+            post_stdlib(q)
         for i in range(n):
             q = queries[i % len(queries)]
             start = time.perf_counter()
             encoder.encode_queries([q])
-            bare.append(1000 * (time.perf_counter() - start))
+            out["bare"].append(1000 * (time.perf_counter() - start))
             start = time.perf_counter()
             client.post("/search", json={"query": q, "k": 10}).raise_for_status()
-            http.append(1000 * (time.perf_counter() - start))
-    return bare, http
+            out["httpx"].append(1000 * (time.perf_counter() - start))
+            start = time.perf_counter()
+            answer = post_stdlib(q)
+            out["stdlib"].append(1000 * (time.perf_counter() - start))
+            out["server"].append(float(answer["latency_ms"]))
+    stdlib.close()
+    return out
 
 
 def encoder_scaling(queries: list[str], backend: str) -> dict[str, float]:
@@ -246,6 +269,21 @@ SYSTEMS = {
 }
 
 
+def latency_row(times: dict[str, list[float]]) -> dict:
+    """p50 / p95 of each measure, the client's p50 over the bare forward's (httpx: ``p50_ratio``, as
+    recorded before; ``stdlib_p50_ratio``), and where the difference goes."""
+    bare = pct(times["bare"], 50)
+    row = {f"{name}_p{q}_ms": round(pct(values, q), 2) for name, values in times.items() for q in (50, 95)}
+    row["p50_ratio"] = round(pct(times["httpx"], 50) / bare, 3)
+    row["stdlib_p50_ratio"] = round(pct(times["stdlib"], 50) / bare, 3)
+    row["server_p50_ratio"] = round(pct(times["server"], 50) / bare, 3)
+    row["method"] = (
+        "alternating per query: in-process encode_queries([q]) (same backend), POST /search k=10 with httpx, "
+        "then with http.client; server = the response's latency_ms"
+    )
+    return row
+
+
 def measure_system(index: str, name: str, dataset, queries: list[str], args: argparse.Namespace) -> dict:
     """One server (backend, max_batch): nDCG@10 of what it serves, QPS and latency at each concurrency,
     and (batched ones) p50 over HTTP against the bare forward of the same backend."""
@@ -266,15 +304,7 @@ def measure_system(index: str, name: str, dataset, queries: list[str], args: arg
             )
             row[f"c{concurrency}"] = part
         if max_batch > 1:
-            bare, http = interleaved_latency(server.url, queries, args.latency_n, backend)
-            row["latency"] = {
-                "bare_forward_p50_ms": round(pct(bare, 50), 2),
-                "bare_forward_p95_ms": round(pct(bare, 95), 2),
-                "http_p50_ms": round(pct(http, 50), 2),
-                "http_p95_ms": round(pct(http, 95), 2),
-                "p50_ratio": round(pct(http, 50) / pct(bare, 50), 3),
-                "method": "alternating: one in-process encode_queries([q]) (same backend), then POST /search (k=10)",
-            }
+            row["latency"] = latency_row(interleaved_latency(server.url, queries, args.latency_n, backend))
         row["rss_end_mb"] = round(server.rss_mb(), 1)
         return row
     finally:
@@ -341,7 +371,7 @@ def markdown(r: dict) -> str:
         "",
         "| system | nDCG@10 | "
         + " | ".join(f"c={c}: QPS (p50 / p95 ms, mean batch)" for c in levels)
-        + " | HTTP p50 / bare forward p50 |",
+        + " | HTTP p50 / bare forward p50 (httpx / http.client) |",
         "|---|---|" + "---|" * len(levels) + "---|",
     ]
     for name, row in systems.items():
@@ -350,7 +380,7 @@ def markdown(r: dict) -> str:
             for c in levels
         ]
         lat = row.get("latency")
-        ratio = f"{lat['http_p50_ms']} / {lat['bare_forward_p50_ms']} ms = {lat['p50_ratio']}x" if lat else ""
+        ratio = f"{lat['p50_ratio']}x / {lat['stdlib_p50_ratio']}x" if lat else ""
         lines.append(f"| {name} | {row['ndcg@10']} | " + " | ".join(cells) + f" | {ratio} |")
     lines += ["", "| ratio (same run) | value | target |", "|---|---|---|"]
     top = max(levels)
@@ -362,7 +392,9 @@ def markdown(r: dict) -> str:
                 target = ">= 3x" if c == 16 else ""
                 lines.append(f"| {backend}: batched / naive QPS at c={c} | {ratio:.2f}x | {target} |")
         if batched and batched.get("latency"):
-            lines.append(f"| {backend}: HTTP p50 / bare forward p50 | {batched['latency']['p50_ratio']}x | <= 1.3x |")
+            lat = batched["latency"]
+            lines.append(f"| {backend}: HTTP p50 / bare forward p50, httpx client | {lat['p50_ratio']}x | <= 1.3x |")
+            lines.append(f"| {backend}: the same, http.client | {lat['stdlib_p50_ratio']}x | <= 1.3x |")
     base = systems.get("batched torch")
     for name, row in systems.items():
         if base and row is not base and name.startswith("batched"):
@@ -380,6 +412,20 @@ def markdown(r: dict) -> str:
             f"Soak QPS {d['qps']}; RSS before the warm-up {d['rss_before_warmup_mb']} MiB; every 2000 requests "
             f"(MiB): {d['rss_samples_mb']}",
         ]
+    lines += [
+        "",
+        "Where one request's time goes (batched servers, c=1, p50 ms; alternating per query): the bare forward "
+        "in-process; the server's own time for the route (forward, index search, doc store, response models); "
+        "the whole request seen by http.client and by httpx.",
+        "",
+        "| server | bare forward | server route | http.client | httpx |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in systems.items():
+        lat = row.get("latency")
+        if lat:
+            parts = " | ".join(str(lat[f"{key}_p50_ms"]) for key in ("bare", "server", "stdlib", "httpx"))
+            lines.append(f"| {name} | {parts} |")
     lines += ["", "Encoder cost per query (ms) by batch size, in-process, length-bucketed:", ""]
     for backend, row in r["encoder_scaling"].items():
         lines.append(f"- {backend}: {row}")

@@ -280,6 +280,7 @@ def test_connection_limit_answers_503(slice_data, service):  # noqa: F811
     defaults = ServeSettings(index_dir="x").uvicorn_options()
     assert defaults["limit_concurrency"] == 256 and defaults["backlog"] == 512
     assert defaults["timeout_keep_alive"] == 5 and defaults["h11_max_incomplete_event_size"] == 16384
+    assert defaults["http"] == "h11"  # the cap holds even where httptools is installed
     head = RAW_HEAD.replace(f"X-API-Key: {KEY}\r\n".encode(), b"")
     with LiveServer(create_app(settings, service=service), settings) as live:
         # uvicorn refuses a request once connections >= the limit: 3 held bodies + this one = 4

@@ -162,4 +162,6 @@ class ServeSettings(BaseModel):
             "timeout_keep_alive": self.timeout_keep_alive,
             "h11_max_incomplete_event_size": 16 * 1024,
             "timeout_graceful_shutdown": 10,
+            # h11 always: the cap above is h11's, and uvicorn's "auto" takes httptools (no cap) when installed
+            "http": "h11",
         }
