@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
@@ -48,6 +47,8 @@ class ErrorResponse(BaseModel):
 
 
 class Hit(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the service's Result records, field by field
+
     rank: int = Field(description="1-based position")
     doc_id: str
     score: float = Field(
@@ -354,7 +355,7 @@ def create_app(
         else:
             rows = [svc.results(h) for h in hits]
         results = [
-            QueryResult(query=t, hits=[Hit(**asdict(r)) for r in row]) for t, row in zip(texts, rows, strict=True)
+            QueryResult(query=t, hits=[Hit.model_validate(r) for r in row]) for t, row in zip(texts, rows, strict=True)
         ]
         latency = 1000 * (time.perf_counter() - start)
         return SearchResponse(results=results, k=body.k, reranked=body.rerank, latency_ms=round(latency, 3))
@@ -410,7 +411,7 @@ def create_app(
                     scores = await asyncio.to_thread(svc.side.teacher_scores, body.query, hits)
                     rows = svc.results(hits, scores=scores)
             took = before + 1000 * (time.perf_counter() - began)
-            hits_out = [Hit(**asdict(r)) for r in rows]
+            hits_out = [Hit.model_validate(r) for r in rows]
             columns.append(Column(system=name, label=labels[name], hits=hits_out, latency_ms=round(took, 3)))
         latency = 1000 * (time.perf_counter() - start)
         return CompareResponse(query=body.query, k=body.k, columns=columns, latency_ms=round(latency, 3))
