@@ -165,6 +165,9 @@ def test_ivfpq_opq_learns_an_orthonormal_rotation_and_keeps_search_exact_under_r
     got_s, got_i = refined.search(queries, 10)
     assert (got_i == want_i).all()
     np.testing.assert_allclose(got_s, want_s, atol=1e-5)
+    rotated.save(tmp_path / "opq.faiss")  # 16 code bytes + 8 id bytes per vector; centroids, codebooks, rotation
+    fixed = (4 + 256 + 384) * 384 * 4 + 4096
+    assert (tmp_path / "opq.faiss").stat().st_size < len(passages) * 24 + fixed
     for index, name in ((rotated, "opq.faiss"), (refined, "opq-refine.faiss")):
         index.save(tmp_path / name)
         loaded = IVFPQIndex.load(tmp_path / name, device="cpu", nprobe=4, k_factor=len(passages))

@@ -77,10 +77,11 @@ class IVFPQIndex(IVFIndex):
             raise ConfigError(f"ivfpq: training needs at least {2**self.nbits} vectors, got {n_train}")
         ivfpq = self.faiss.IndexIVFPQ(quantizer, self.dim, nlist, self.m, self.nbits, self.faiss.METRIC_INNER_PRODUCT)
         coarse: Any = ivfpq
+        self._parts: list[Any] = [quantizer, ivfpq]  # the Python objects FAISS points into
         if self.opq:
             rotation = self.faiss.OPQMatrix(self.dim, self.m)
             coarse = self.faiss.IndexPreTransform(rotation, ivfpq)
-            self._parts = (quantizer, ivfpq, rotation)
+            self._parts += [rotation, coarse]
         if self.refine is None:
             return coarse
         if REFINE[self.refine] is None:
@@ -88,9 +89,8 @@ class IVFPQIndex(IVFIndex):
         else:
             kind = getattr(self.faiss.ScalarQuantizer, REFINE[self.refine])
             exact = self.faiss.IndexScalarQuantizer(self.dim, kind, self.faiss.METRIC_INNER_PRODUCT)
-        index = self.faiss.IndexRefine(coarse, exact)
-        self._parts = (quantizer, ivfpq, coarse, exact)  # the Python objects FAISS points into
-        return index
+        self._parts.append(exact)
+        return self.faiss.IndexRefine(coarse, exact)
 
     def _search_params(self) -> dict[str, int]:
         params = super()._search_params()
