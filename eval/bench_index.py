@@ -259,6 +259,8 @@ def main() -> None:
     parser.add_argument("--out", default="eval/results/index")
     parser.add_argument("--tag", default="", help="suffix of the result files (e.g. refine)")
     args = parser.parse_args()
+    if args.build_only and not args.hnsw_build_threads:
+        parser.error("--build-only times the HNSW build: give --hnsw-build-threads too, e.g. 1 2")
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
