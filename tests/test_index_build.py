@@ -102,6 +102,67 @@ def test_ivf_trains_on_first_add_and_search_params_change_in_place(vectors):
         index.set_search_params(efSearch=10)
 
 
+def test_index_build_picks_the_fewest_ivf_cells_that_reach_the_recall_target(vectors, bi_encoder, cache, tmp_path):
+    """Without nprobe, `index build` sets the smallest nprobe of 1, 2, 4, ... whose recall@10 on probe
+    queries (word spans of the corpus, query-encoded, their source left out) reaches recall_target. The
+    test recomputes that recall with a full numpy score matrix: the chosen nprobe reaches it, the one
+    before does not; the manifest keeps the curve; a given nprobe is kept and nothing is calibrated."""
+    from retrodistill.index.calibrate import exact_top, nprobe_grid, probe_spans
+
+    ds, docs, passages, _ = vectors
+    target = 0.9
+    out = build_index_dir(
+        tmp_path / "ivf", bi_encoder, ds.corpus, "slice", "ivf", {"recall_target": target}, cache_dir=cache,
+        device="cpu", show_progress=False,
+    )  # fmt: skip
+    info = json.loads((out / "manifest.json").read_text())["index"]
+    nprobe, nlist = info["params"]["nprobe"], info["params"]["nlist"]
+    assert info["calibration"]["nprobe"] == nprobe and info["calibration"]["probes"] == 256
+    rows, spans = probe_spans(docs, 256, 0)
+    assert len(rows) == len(set(rows.tolist())) == 256
+    probes = bi_encoder.encode_queries(spans)
+    scores = probes @ passages.T
+    scores[np.arange(len(rows)), rows] = -np.inf
+    truth = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(exact_top(probes, passages, 10, rows, chunk=37), truth)
+    store = load_index_dir(out, device="cpu")
+
+    def recall(p: int) -> float:
+        store.index.set_search_params(nprobe=p)
+        found = store.index.search(probes, 11)[1]
+        kept = [[int(r) for r in f if r != s][:10] for f, s in zip(found, rows, strict=True)]
+        return float(np.mean([len(set(k).intersection(t)) / 10 for k, t in zip(kept, truth.tolist(), strict=True)]))
+
+    grid = nprobe_grid(nlist)
+    assert recall(nprobe) >= target
+    assert info["calibration"]["recall@10"] == pytest.approx(recall(nprobe), abs=1e-4)
+    if nprobe > 1:
+        assert recall(grid[grid.index(nprobe) - 1]) < target
+    given = build_index_dir(
+        tmp_path / "given", bi_encoder, ds.corpus, "slice", "ivf", {"nprobe": 3}, cache_dir=cache, device="cpu",
+        show_progress=False,
+    )  # fmt: skip
+    info = json.loads((given / "manifest.json").read_text())["index"]
+    assert info["params"]["nprobe"] == 3 and "calibration" not in info
+
+
+def test_nprobe_calibration_stops_at_the_plateau_when_pq_codes_cap_recall(vectors, bi_encoder, caplog):
+    """IVF-PQ without refine cannot reach recall 1.0: the calibration keeps the smallest nprobe within 0.005
+    of the best recall it measured, says so, and names refine as the fix."""
+    from retrodistill.index.calibrate import calibrate_nprobe
+    from retrodistill.index.ivfpq import IVFPQIndex
+
+    _, docs, passages, _ = vectors
+    index = IVFPQIndex(384, device="cpu", m=8)
+    index.add(passages)
+    with caplog.at_level("WARNING"):
+        result = calibrate_nprobe(index, bi_encoder, docs, passages, target=1.0)
+    best = max(result.curve.values())
+    assert not result.reached and best < 1.0 and "refine" in caplog.text
+    assert result.recall >= best - 0.005 and index.nprobe == result.nprobe
+    assert all(r < best - 0.005 for p, r in result.curve.items() if p < result.nprobe)
+
+
 def test_ivfpq_refine_rescores_the_pq_shortlist_exactly_and_reads_vectors_memory_mapped(vectors, tmp_path):
     """IVF-PQ with refine on the slice's real embeddings: with every cell scanned and a shortlist of the whole
     slice, refine=flat equals the numpy oracle (ids and exact scores) and refine=fp16 nearly, where PQ alone

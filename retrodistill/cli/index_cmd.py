@@ -12,7 +12,9 @@ EPILOG = """\
 index types (--index TYPE[,key=value...]):
   flat                      exact inner product (FAISS IndexFlatIP)
   hnsw,M=32,efConstruction=200,efSearch=128
-  ivf,nlist=1024,nprobe=16  (nlist defaults to ~4*sqrt(n))
+  ivf,nlist=1024,recall_target=0.95  (nlist defaults to ~4*sqrt(n); without nprobe=N the build picks
+                            the fewest cells whose recall@10 on probe queries, word spans of the corpus
+                            encoded as queries, reaches recall_target, and writes it to the manifest)
   ivfpq,nlist=1024,nprobe=16,m=48   (m = pq_bytes = code bytes per vector; must divide the dimension)
   ivfpq,m=48,refine=fp16,k_factor=32  (+ refine: the PQ shortlist of k * k_factor re-scored with stored
                             flat / fp16 / sq8 vectors, memory-mapped from the file when served)

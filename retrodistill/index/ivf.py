@@ -8,6 +8,8 @@ from typing import Any
 from retrodistill.errors import ConfigError
 from retrodistill.index.faiss_base import FaissIndex
 
+DEFAULT_NPROBE = 16
+
 
 def default_nlist(n_train: int) -> int:
     """About 4 * sqrt(n) cells, but at least 39 training vectors per cell (FAISS's k-means minimum)."""
@@ -18,6 +20,10 @@ class IVFIndex(FaissIndex):
     """Vectors are stored in full inside ``nlist`` cells; a query scans the ``nprobe`` nearest cells,
     so scores are exact inner products of the candidates found. Needs training (k-means on the
     vectors given to ``train``, or to the first ``add``). ``nlist=None`` picks ``default_nlist``.
+
+    ``nprobe=None`` (the default) leaves the choice to ``retrodistill index build``, which sets the fewest
+    cells whose recall@10 on probe queries reaches ``recall_target`` (see ``calibrate``); searched before
+    that, the index scans ``DEFAULT_NPROBE`` cells.
     """
 
     name = "ivf"
@@ -25,17 +31,31 @@ class IVFIndex(FaissIndex):
     build_on_init = False
 
     def __init__(
-        self, dim: int, query_chunk: int = 256, device: str = "auto", nlist: int | None = None, nprobe: int = 16
+        self,
+        dim: int,
+        query_chunk: int = 256,
+        device: str = "auto",
+        nlist: int | None = None,
+        nprobe: int | None = None,
+        recall_target: float = 0.95,
     ) -> None:
-        if (nlist is not None and nlist < 1) or nprobe < 1:
+        if (nlist is not None and nlist < 1) or (nprobe is not None and nprobe < 1):
             raise ConfigError(f"{self.name}: nlist and nprobe must be positive")
+        if not 0.0 < recall_target <= 1.0:
+            raise ConfigError(f"{self.name}: recall_target must lie in (0, 1], got {recall_target}")
         self.nlist = None if nlist is None else int(nlist)
-        self.nprobe = int(nprobe)
+        self.nprobe = None if nprobe is None else int(nprobe)
+        self.recall_target = float(recall_target)
         super().__init__(dim, query_chunk, device)
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"nlist": self.nlist, "nprobe": self.nprobe}
+        return {"nlist": self.nlist, "nprobe": self.nprobe, "recall_target": self.recall_target}
+
+    @property
+    def needs_calibration(self) -> bool:
+        """True while ``nprobe`` was neither given nor calibrated."""
+        return self.nprobe is None
 
     def _resolve_nlist(self, n_train: int) -> int:
         if self.nlist is None:
@@ -52,7 +72,8 @@ class IVFIndex(FaissIndex):
         return self.faiss.IndexIVFFlat(quantizer, self.dim, nlist, self.faiss.METRIC_INNER_PRODUCT)
 
     def _search_params(self) -> dict[str, int]:
-        return {"nprobe": min(self.nprobe, self.nlist or self.nprobe)}
+        nprobe = self.nprobe or DEFAULT_NPROBE
+        return {"nprobe": min(nprobe, self.nlist or nprobe)}
 
     @classmethod
     def _build_params_of(cls, cpu_index: Any) -> dict[str, Any]:

@@ -16,7 +16,8 @@ REFINE = {"flat": None, "fp16": "QT_fp16", "sq8": "QT_8bit"}
 
 class IVFPQIndex(IVFIndex):
     """Each vector is stored as ``m`` bytes (``m`` sub-vectors of ``dim / m`` dimensions, 8-bit codes)
-    plus its 8-byte id, in ``nlist`` k-means cells; a query scans ``nprobe`` cells. Scores are the
+    plus its 8-byte id, in ``nlist`` k-means cells; a query scans ``nprobe`` cells (chosen at build time for
+    ``recall_target`` when not given, as for IVFIndex). Scores are the
     PQ estimate of the inner product (approximate; re-rank with exact vectors when it matters).
     ``pq_bytes`` is an alias of ``m``; ``m`` must divide ``dim``. Needs training.
 
@@ -39,13 +40,14 @@ class IVFPQIndex(IVFIndex):
         query_chunk: int = 256,
         device: str = "auto",
         nlist: int | None = None,
-        nprobe: int = 16,
+        nprobe: int | None = None,
         m: int | None = None,
         pq_bytes: int | None = None,
         nbits: int = 8,
         refine: str | None = None,
         k_factor: int = 4,
         opq: bool = False,
+        recall_target: float = 0.95,
     ) -> None:
         if m is not None and pq_bytes is not None and m != pq_bytes:
             raise ConfigError("ivfpq: m and pq_bytes are the same setting; give one")
@@ -62,7 +64,7 @@ class IVFPQIndex(IVFIndex):
         self.refine, self.k_factor, self.opq = refine, int(k_factor), bool(opq)
         self.gpu_capable = refine is None  # FAISS has no GPU IndexRefine
         self.mmapped = False
-        super().__init__(dim, query_chunk, device, nlist, nprobe)
+        super().__init__(dim, query_chunk, device, nlist, nprobe, recall_target)
 
     @property
     def params(self) -> dict[str, Any]:

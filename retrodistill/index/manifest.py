@@ -127,6 +127,7 @@ class IndexInfo(_Strict):
     ntotal: int = Field(ge=1)
     tokens: int | None = Field(default=None, ge=1)
     built_on_gpu: bool
+    calibration: dict[str, Any] | None = None
 
 
 class CorpusInfo(_Strict):

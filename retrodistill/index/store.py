@@ -239,6 +239,16 @@ def build_index_dir(
         index.add(vectors[start : start + chunk])
         bar.update(min(chunk, len(vectors) - start))
     bar.close()
+    calibration = None
+    if getattr(index, "needs_calibration", False):
+        from retrodistill.index.calibrate import calibrate_nprobe
+
+        calibration = calibrate_nprobe(index, encoder, docs, vectors, index.recall_target)
+        log.info(
+            "%s: nprobe=%d of %d cells reaches recall@%d %.3f on %d probe queries (target %.2f)",
+            index_type, calibration.nprobe, index.nlist, calibration.k, calibration.recall, calibration.probes,
+            calibration.target,
+        )  # fmt: skip
     indexed = time.perf_counter()
 
     with building(out) as tmp:
@@ -285,6 +295,7 @@ def build_index_dir(
                 "ntotal": index.ntotal,
                 **({"tokens": index.ntokens} if multi else {}),
                 "built_on_gpu": bool(getattr(index, "on_gpu", False)),
+                **({"calibration": calibration.as_dict()} if calibration else {}),
             },
             "corpus": {"id": corpus_id, "size": len(docs), "key": corpus_key(encoder, docs)},
             "files": files,
