@@ -269,7 +269,8 @@ def create_app(
 
     api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has a key")
 
-    def check_key(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
+    async def check_key(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
+        """Async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a hop per request."""
         if settings.api_key is not None and key_status(request.scope, settings) != "ok":
             raise HTTPException(401, KEY_MESSAGE)
 
