@@ -4,9 +4,9 @@
 Runtime (float32: the same vectors within 1e-6); ``onnx-int8`` runs it quantised to int8 (smaller and
 usually faster, vectors change: measure the metric before serving it). Dynamic int8 scales activations
 per batch, so a text's int8 vector also moves a little (~1e-2) with the texts it is batched with.
-``auto`` times the float backends that load here on a probe of short texts at batch 1 and 16 and keeps
-the fastest whose vectors match torch's (cosine >= 0.9999); int8 is never picked by ``auto``, since it
-trades quality for speed.
+``auto`` times the float backends that load here on the workload's first texts (or short queries) at batch
+1 and up to 16 and keeps the fastest whose vectors match torch's (cosine >= 0.9999); int8 is never picked by
+``auto``, since it trades quality for speed.
 On a GPU ``auto`` is torch: ONNX Runtime runs here on CPU only.
 """
 
@@ -55,12 +55,18 @@ def load_backend(name: str, model: Any, revision: str, threads: int | None = Non
 
 
 def choose_backend(
-    model: Any, revision: str, embed: Callable[[Forward, list[str]], Any], threads: int | None = None
+    model: Any,
+    revision: str,
+    embed: Callable[[Forward, list[str]], Any],
+    threads: int | None = None,
+    probe: list[str] | None = None,
 ) -> tuple[str, Forward, dict[str, Any]]:
     """``auto``: (name, forward, report) of the fastest float backend whose vectors match torch's.
 
     ``embed(forward, texts)`` encodes texts with a forward (the encoder's own batching), so the probe
-    measures what encoding will cost. The report holds each candidate's seconds or why it was left out.
+    measures what encoding will cost. ``probe`` are texts of the workload (the first texts the encoder is
+    asked for: passages when it builds an index, queries when it serves), timed at batch 1 and up to 16;
+    without them, short ``PROBE`` queries. The report holds each candidate's seconds or why it was left out.
     """
     torch_forward = _torch_forward(model)
     if str(model.device) != "cpu":
@@ -76,15 +82,16 @@ def choose_backend(
     if "onnx" not in candidates:
         log.warning("inference backend auto -> torch (onnx %s)", report["onnx"])
         return "torch", torch_forward, report
-    reference = embed(torch_forward, PROBE * 4)
+    texts = list(probe[:16]) if probe else PROBE * 4
+    reference = embed(torch_forward, texts)
     seconds: dict[str, float] = {}
     for name, forward in candidates.items():
-        vectors = embed(forward, PROBE * 4)
+        vectors = embed(forward, texts)
         agreement = float(_row_cosines(reference, vectors).min())
         if agreement < 0.9999:
             report[name] = f"left out: cosine to torch {agreement:.5f}"
             continue
-        seconds[name] = _best_of(3, lambda f=forward: (embed(f, PROBE[:1]), embed(f, PROBE * 4)))
+        seconds[name] = _best_of(3, lambda f=forward: (embed(f, texts[:1]), embed(f, texts)))
         report[name] = round(seconds[name], 5)
     name = min(seconds, key=seconds.__getitem__)
     log.info("inference backend auto -> %s (probe seconds: %s)", name, report)

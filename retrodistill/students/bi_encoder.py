@@ -116,14 +116,15 @@ class BiEncoder:
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self._encode([self.passage_prefix + t for t in texts], show_progress)
 
-    def forward(self) -> Any:
-        """The resolved backend's forward (features -> embeddings); ``auto`` is measured on the first call."""
+    def forward(self, probe: list[str] | None = None) -> Any:
+        """The resolved backend's forward (features -> embeddings); ``auto`` is measured on the first call,
+        on ``probe`` (that call's first texts) when given."""
         if self._forward is None:
             from retrodistill.inference.backends import choose_backend, load_backend
 
             if self.backend == "auto":
                 name, self._forward, self.backend_report = choose_backend(
-                    self.model, self.revision, self._embed, self.threads
+                    self.model, self.revision, self._embed, self.threads, probe
                 )
                 self.backend = name
             else:
@@ -133,7 +134,7 @@ class BiEncoder:
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._embed(self.forward(), texts, show_progress)
+        return self._embed(self.forward(texts[:16]), texts, show_progress)
 
     def _embed(self, forward: Any, texts: list[str], show_progress: bool = False) -> np.ndarray:
         import torch
