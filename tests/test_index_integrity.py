@@ -250,8 +250,22 @@ def test_untouched_index_evaluates_like_dense(index_dir, scifact_slice, cache, t
         (["--index", "hnsw:x"], "--index takes TYPE[,key=value...]"),
         (["--index", "hnsw,M=0"], "hnsw: M, efConstruction and efSearch must be positive"),
         (["--index", "ivfpq,m=7"], "ivfpq: m (pq_bytes) must divide the dimension 384, got 7"),
+        (["--index", "ivf,recall_target=1.5"], "ivf: recall_target must lie in (0, 1], got 1.5"),
     ],
-    ids=["shard0", "shard-1", "batch0", "seqlen0", "flat-nprobe", "hnsw-dim", "M-abc", "annoy", "arg", "M0", "m7"],
+    ids=[
+        "shard0",
+        "shard-1",
+        "batch0",
+        "seqlen0",
+        "flat-nprobe",
+        "hnsw-dim",
+        "M-abc",
+        "annoy",
+        "arg",
+        "M0",
+        "m7",
+        "recall1.5",
+    ],
 )
 def test_bad_build_options_are_one_line_and_write_nothing(scifact_slice, tmp_path, args, expected):
     out = tmp_path / "new" / "idx"
