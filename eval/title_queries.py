@@ -23,7 +23,11 @@ from pathlib import Path
 
 def _read_corpus(folder: Path) -> list[dict[str, str]]:
     plain, packed = folder / "corpus.jsonl", folder / "corpus.jsonl.gz"
-    text = plain.read_text(encoding="utf-8") if plain.exists() else gzip.open(packed, "rt", encoding="utf-8").read()
+    if plain.exists():
+        text = plain.read_text(encoding="utf-8")
+    else:
+        with gzip.open(packed, "rt", encoding="utf-8") as handle:
+            text = handle.read()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
