@@ -195,12 +195,70 @@ def test_served_colbert_index_answers_as_the_index(built):
         assert hybrid.status_code == 200 and len(hybrid.json()["results"][0]["hits"]) == 10
 
 
+def test_qdrant_multivector_directory_is_exact_maxsim_updates_and_serves(
+    built, oracle, model_dir, scifact_slice, tmp_path
+):
+    """``--index qdrant-colbert`` (qdrant-client's local mode): Qdrant's MAX_SIM over the float16 token vectors
+    gives the oracle's top-10 and scores; half built + half added + a third deleted equals a fresh exact
+    ``colbert`` build of the rest; a live server answers from it."""
+    _, cache, ds = built
+    out = tmp_path / "qdrant"
+    args = ["index", "build", "--model", str(model_dir), "--corpus", str(scifact_slice), "--out", str(out)]
+    args += ["--index", "qdrant-colbert,collection=slice-colbert", "--cache-dir", str(cache)]
+    done = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["model"]["kind"], manifest["metric"]) == ("colbert", "maxsim")
+    assert (manifest["index"]["type"], manifest["index"]["file"]) == ("qdrant-colbert", "index.qdrant")
+    assert manifest["index"]["params"]["collection"] == "slice-colbert"
+
+    qids, doc_ids, scores = oracle
+    texts = [q.text for q in ds.judged_queries()]
+    got_ids, got_scores, store = _search(out, texts)
+    assert manifest["index"]["tokens"] == store.index.ntokens
+    for i in range(len(qids)):
+        want = np.lexsort((np.arange(len(doc_ids)), -scores[i]))[:10]
+        assert list(got_ids[i]) == [doc_ids[j] for j in want]
+        np.testing.assert_allclose(got_scores[i], scores[i][want], rtol=0, atol=1e-4)
+
+    encoder = ColBERTEncoder(str(model_dir), doc_maxlen=96)
+    docs = list(ds.corpus.values())[:160]
+    half = len(docs) // 2
+
+    def build(name, part, kind, params):
+        corpus = {d.doc_id: d for d in part}
+        return build_index_dir(
+            tmp_path / name, encoder, corpus, "slice", kind, params, cache_dir=cache, show_progress=False
+        )
+
+    updated = build("updated", docs[:half], "qdrant-colbert", {})
+    add_documents(updated, encoder, docs[half:], cache_dir=cache, show_progress=False)
+    gone = sorted(d.doc_id for d in docs[::3])
+    delete_documents(updated, gone)
+    kept = [d for d in docs if d.doc_id not in set(gone)]
+    got_ids, got_scores, _ = _search(updated, texts)
+    want_ids, want_scores, _ = _search(build("fresh", kept, "colbert", {"nlist": 0}), texts)
+    assert not (set(got_ids.ravel()) & set(gone))
+    assert (got_ids == want_ids).all()
+    np.testing.assert_allclose(got_scores, want_scores, rtol=0, atol=1e-4)
+
+    settings = ServeSettings(index_dir=str(updated), max_wait_ms=5)
+    with LiveServer(create_app(settings, service=SearchService(settings)), settings) as live:
+        live.wait_ready()
+        answer = httpx.post(live.url + "/search", json={"queries": texts[:3], "k": 10}, timeout=120)
+        assert answer.status_code == 200, answer.text
+        assert httpx.get(live.url + "/info").json()["index"]["type"] == "qdrant-colbert"
+    assert [[h["doc_id"] for h in r["hits"]] for r in answer.json()["results"]] == want_ids[:3].tolist()
+
+
 @pytest.mark.parametrize(
     ("model", "index", "says"),
     [
         ("sentence-transformers/all-MiniLM-L6-v2", "colbert", "takes a ColBERT model"),
         (None, "flat", "is a ColBERT model"),
         (None, "colbert,pool_factor=0", "must be positive"),
+        (None, "qdrant", "index it with --index colbert or qdrant-colbert"),
+        ("sentence-transformers/all-MiniLM-L6-v2", "qdrant-colbert", "use flat, hnsw, ivf, ivfpq or qdrant"),
     ],
 )
 def test_a_model_that_does_not_fit_is_one_line(model, index, says, model_dir, scifact_slice, tmp_path):

@@ -24,6 +24,12 @@ index types (--index TYPE[,key=value...]):
                             ncandidates nearest tokens (FAISS IVF-SQ8, nlist ~sqrt(tokens); nlist=0: exact
                             scan) pick candidates, then exact MaxSim on the stored float16 tokens;
                             pool_factor=2 keeps about half the tokens
+  qdrant,url=http://host:6333,collection=NAME,hnsw_ef=128,exact=false
+                            a Qdrant collection (a server or cluster; without url= in-process, exact);
+                            the API key is read from $QDRANT_API_KEY (api_key_env=)
+  qdrant-colbert,url=...,collection=NAME,pool_factor=1
+                            a ColBERT model's token vectors as Qdrant multi-vector points, MaxSim
+                            computed by the database
 
 examples:
   retrodistill index build --model sentence-transformers/all-MiniLM-L6-v2 --corpus beir/scifact/test \\
@@ -59,8 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", "-o", required=True, help="index directory to write")
     b.add_argument(
         "--index",
-        help="TYPE[,key=value...]: flat, hnsw, ivf, ivfpq, numpy, qdrant, colbert (default flat; colbert for a "
-        "ColBERT model)",
+        help="TYPE[,key=value...]: flat, hnsw, ivf, ivfpq, numpy, qdrant, colbert, qdrant-colbert (default flat; "
+        "colbert for a ColBERT model)",
     )
     b.add_argument("--batch-size", type=int, default=64, help="encoder batch size (default 64)")
     b.add_argument("--max-seq-length", type=int, help="truncate passages to this many tokens")

@@ -1,6 +1,6 @@
 """Vector indexes over student embeddings: one registry, exact ``flat`` (FAISS) and ``numpy`` (oracle),
-approximate ``hnsw``, ``ivf`` and ``ivfpq``, ``qdrant`` (a vector database collection), and ``colbert``
-(token vectors of a ColBERT model, late interaction)."""
+approximate ``hnsw``, ``ivf`` and ``ivfpq``, ``qdrant`` (a vector database collection), and for the token
+vectors of a ColBERT model (late interaction) ``colbert`` and ``qdrant-colbert`` (a multi-vector collection)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,9 @@ INDEX_TYPES.register(
     "retrodistill.index.multivector:MultiVectorIndex",
     "ColBERT token vectors: FAISS token candidates + exact MaxSim (ncandidates, nlist, nprobe, pool_factor)",
 )
+INDEX_TYPES.register(
+    "qdrant-colbert",
+    "retrodistill.index.qdrant_colbert:QdrantMultiVectorIndex",
+    "ColBERT token vectors in a Qdrant multi-vector collection, MaxSim in the database (url=, exact=, pool_factor)",
+)
+MULTI_VECTOR_TYPES = ("colbert", "qdrant-colbert")

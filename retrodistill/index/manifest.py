@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from retrodistill import __version__
 from retrodistill.atomic import write_text
 from retrodistill.errors import ConfigError, DataError
+from retrodistill.index import MULTI_VECTOR_TYPES
 
 FORMAT = 2
 MANIFEST = "manifest.json"
@@ -163,8 +164,8 @@ def _disagreement(manifest: Manifest) -> str | None:
     if manifest.dim != manifest.model.dim or manifest.normalized != manifest.model.normalize:
         return "dim / normalized disagree with model.dim / model.normalize"
     colbert = manifest.model.kind == "colbert"
-    if colbert != (manifest.index.type == "colbert") or colbert != (manifest.metric == "maxsim"):
-        return "model.kind, index.type and metric disagree (a colbert model, a colbert index and maxsim go together)"
+    if colbert != (manifest.index.type in MULTI_VECTOR_TYPES) or colbert != (manifest.metric == "maxsim"):
+        return "model.kind, index.type and metric disagree (a colbert model, a multi-vector index and maxsim agree)"
     if manifest.index.file != manifest.files.index.path or manifest.index.bytes != manifest.files.index.bytes:
         return "index.file / index.bytes disagree with files.index"
     if manifest.index.ntotal != manifest.corpus.size + manifest.corpus.deleted:

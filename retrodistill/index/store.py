@@ -73,7 +73,9 @@ KINDS = {False: "bi-encoder", True: "colbert"}
 
 
 def index_file_name(index_type: str) -> str:
-    return {"numpy": "index.npy", "qdrant": "index.qdrant", "colbert": "index.colbert"}.get(index_type, "index.faiss")
+    if index_type.startswith("qdrant"):
+        return "index.qdrant"
+    return {"numpy": "index.npy", "colbert": "index.colbert"}.get(index_type, "index.faiss")
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,12 +312,13 @@ def check_model_fits(model_id: str, multi: bool, index_type: str) -> None:
     takes_multi = bool(getattr(INDEX_TYPES.get(index_type), "multi_vector", False))
     if multi and not takes_multi:
         raise ConfigError(
-            f"{model_id} is a ColBERT model (token vectors); index it with --index colbert, not {index_type}"
+            f"{model_id} is a ColBERT model (token vectors); index it with --index colbert or qdrant-colbert, "
+            f"not {index_type}"
         )
     if takes_multi and not multi:
         raise ConfigError(
             f"--index {index_type} takes a ColBERT model (a folder with colbert_config.json, from retrodistill "
-            f"train --student colbert); {model_id} gives one vector per text: use flat, hnsw, ivf or ivfpq"
+            f"train --student colbert); {model_id} gives one vector per text: use flat, hnsw, ivf, ivfpq or qdrant"
         )
 
 
