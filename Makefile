@@ -64,8 +64,9 @@ demo: $(STAMP) irds
 	BIN=$(BIN) bash serve/demo_query.sh eval/runs/demo/student/model indexes/scifact-demo
 	$(BIN)/retrodistill report eval/runs/demo --out eval/runs/demo/report.html
 
-# Two workers, one test file each (`--dist loadfile` keeps a file's module fixtures in one process):
-# 23.6 min against 27.7 min in one process on 2 cores, peak RSS 3.0 GiB against 5.4 GiB.
+# Two workers, one test file each (`--dist loadfile` keeps a file's module fixtures in one process). On a
+# fresh clone of a 2-core machine: tests 25.3 min against 25.7 in one process (27.5 min with the install),
+# peak RSS 3.2 GiB against 5.4 GiB, since no one process holds every module's models.
 test: $(STAMP) irds java chromium
 	$(BIN)/ruff check retrodistill tests
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
