@@ -365,7 +365,8 @@ def comparison_configs(config: DistillConfig, students: list[tuple[Any, Path]], 
             retrieval_rows.append(SystemSpec("dense", str(model_dir), label=label))
         else:
             if f"colbert:{student.model}" not in inits:
-                rerank_rows.append(SystemSpec("colbert", student.model, label="colbert-init"))
+                start = {"seed": student.seed}  # the projection training starts from
+                rerank_rows.append(SystemSpec("colbert", student.model, start, label="colbert-init"))
             rerank_rows.append(SystemSpec("colbert", str(model_dir), label=label))
         inits.add(student.model if student.student == "bi-encoder" else f"colbert:{student.model}")
     configs = [EvalConfig(**common, systems=retrieval_rows)]

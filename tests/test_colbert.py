@@ -75,6 +75,18 @@ def test_fresh_projection_depends_on_its_seed_only(colbert):
     assert float(same.projection.weight.detach().abs().max()) <= bound
 
 
+def test_init_row_reranks_with_the_projection_training_starts_from():
+    from retrodistill.eval.systems import bind_system
+    from retrodistill.specs import parse_spec
+
+    backbone = "sentence-transformers/all-MiniLM-L6-v2"
+    start = ColBERT.load(backbone, seed=42).projection.weight  # train_colbert's start for seed 42
+    row = bind_system(parse_spec(f"colbert:{backbone},seed=42"), rerank_mode=True).build()
+    assert torch.equal(row.model.projection.weight, start)
+    unseeded = bind_system(parse_spec(f"colbert:{backbone}"), rerank_mode=True).build()
+    assert not torch.equal(unseeded.model.projection.weight, start)
+
+
 TRAIN = "import sys; from retrodistill.cli.main import main; sys.exit(main(['-q', 'train', sys.argv[1]]))"
 
 

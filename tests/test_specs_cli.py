@@ -225,6 +225,7 @@ def test_distill_plan_accepts_llm_prompt_options_and_binds_every_row(scifact_sli
     assert teacher.options == {"mode": "yesno", "system": "Be brief.", "chat": True, "store": store}
     assert student.kind == "colbert" and student.arg == str(work / "student" / "model")
     assert init.label == "colbert-init" and rerank.candidates == "bm25s"
+    assert init.options == {"seed": plan.student.seed}  # the student's own start, not a seed-0 projection
 
 
 def test_comparison_rows_keep_paths_with_commas(scifact_slice, tmp_path):
