@@ -106,15 +106,21 @@ def test_unknown_backend_is_one_line():
         BiEncoder(MODEL, backend="tensorrt")
 
 
+@pytest.fixture(scope="module")
+def cross_encoder_cache(tmp_path_factory):
+    """One RETRODISTILL_CACHE for the cross-encoder tests, so its ONNX float export is made once."""
+    return tmp_path_factory.mktemp("ce-cache")
+
+
 def test_cross_encoder_onnx_scores_equal_torch_and_int8_keeps_the_order(
-    tmp_path, monkeypatch, cross_encoder_dir, scifact_slice
+    monkeypatch, cross_encoder_dir, cross_encoder_cache, scifact_slice
 ):
     pytest.importorskip("onnxruntime")
     from scipy.stats import spearmanr
 
     from retrodistill.teachers.cross_encoder import CrossEncoderTeacher
 
-    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(cross_encoder_cache))
     texts = _texts(scifact_slice)
     pairs = [(texts[i], texts[i + 1]) for i in range(0, 40, 2)] + [(texts[0], texts[i]) for i in range(1, 41, 3)]
     torch_teacher = CrossEncoderTeacher(str(cross_encoder_dir), dtype="float32", device="cpu")
@@ -127,8 +133,43 @@ def test_cross_encoder_onnx_scores_equal_torch_and_int8_keeps_the_order(
     quantised = np.array(int8._score_pairs(pairs))
     assert spearmanr(quantised, reference).statistic > 0.9
     assert int8.spec.fingerprint() != torch_teacher.spec.fingerprint()
-    with pytest.raises(ConfigError, match="cross-encoder backend must be one of torch, onnx, onnx-int8"):
-        CrossEncoderTeacher(str(cross_encoder_dir), backend="auto")
+    with pytest.raises(ConfigError, match="cross-encoder backend must be one of auto, torch, onnx, onnx-int8"):
+        CrossEncoderTeacher(str(cross_encoder_dir), backend="tensorrt")
+
+
+def test_cross_encoder_auto_times_both_engines_and_keeps_torchs_scores(
+    monkeypatch, cross_encoder_dir, cross_encoder_cache, scifact_slice
+):
+    pytest.importorskip("onnxruntime")
+    import retrodistill.inference.onnx as onnx_module
+    from retrodistill.specs import parse_spec
+    from retrodistill.teachers import bind_teacher
+    from retrodistill.teachers.cross_encoder import CrossEncoderTeacher
+
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(cross_encoder_cache))
+    texts = _texts(scifact_slice)
+    pairs = [(texts[i], texts[i + 1]) for i in range(0, 16, 2)]
+    torch_teacher = CrossEncoderTeacher(str(cross_encoder_dir), dtype="float32", device="cpu")
+    reference = np.array(torch_teacher._score_pairs(pairs))
+    auto = bind_teacher(parse_spec(f"cross-encoder:{cross_encoder_dir},backend=auto,dtype=float32")).build()
+    scores = np.array(auto._score_pairs(pairs))
+    report = auto.backend_report
+    assert set(report) == {"torch", "onnx"} and all(isinstance(v, float) for v in report.values())
+    assert auto.engine == min(report, key=report.__getitem__)  # the faster of the two measured
+    np.testing.assert_allclose(scores, reference, atol=1e-4)
+    assert auto.spec.fingerprint() == torch_teacher.spec.fingerprint()  # either engine, the same store
+
+    def cannot_trace(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::made_up")
+
+    monkeypatch.setattr(onnx_module, "OnnxGraph", cannot_trace)
+    fallback = CrossEncoderTeacher(str(cross_encoder_dir), dtype="float32", device="cpu", backend="auto")
+    np.testing.assert_allclose(fallback._score_pairs(pairs[:3]), reference[:3], atol=1e-5)
+    assert fallback.engine == "torch"
+    assert fallback.backend_report["onnx"].startswith("export failed: RuntimeError: unsupported operator")
+    bf16 = CrossEncoderTeacher(str(cross_encoder_dir), dtype="bfloat16", device="cpu", backend="auto")
+    bf16._score_pairs(pairs[:1])
+    assert bf16.engine == "torch" and "bfloat16" in bf16.backend_report["torch"]  # ONNX would change its scores
 
 
 def test_an_index_encoded_in_int8_is_queried_in_int8(tmp_path, monkeypatch, scifact_slice):

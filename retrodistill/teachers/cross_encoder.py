@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from functools import cached_property
 from typing import Any
 
-from retrodistill.errors import ConfigError, require
+from retrodistill.errors import ConfigError, MissingDependencyError, require
 from retrodistill.precision import PRECISIONS, check_precision, resolve_precision
 from retrodistill.revision import model_revision
 from retrodistill.teachers.base import Teacher
@@ -13,6 +15,10 @@ from retrodistill.teachers.records import TeacherSpec
 
 DTYPES = PRECISIONS
 ONNX_BACKENDS = ("onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", *ONNX_BACKENDS)
+AUTO_PROBE_PAIRS = 16
+AUTO_MAX_LOGIT_GAP = 1e-3
+log = logging.getLogger(__name__)
 
 
 class CrossEncoderTeacher(Teacher):
@@ -32,7 +38,11 @@ class CrossEncoderTeacher(Teacher):
     (a float32 spec leaves ``dtype`` out, as before ``auto`` existed, so older float32 stores match).
     ``backend="onnx"`` runs the classifier on ONNX Runtime in float32 (the same logits within 1e-4, the same
     identity); ``onnx-int8`` on its int8 quantisation (other logits: stored under ``backend=onnx-int8``).
-    Both run on CPU, bucketed by token length (``inference.buckets``).
+    Both run on CPU, bucketed by token length (``inference.buckets``). ``backend="auto"`` keeps the
+    teacher's identity and picks its engine by measurement: where the teacher runs in float32 on CPU it
+    times torch and ONNX float on the first pairs it is asked to score (best of 3) and keeps the faster
+    one whose logits match torch's within 1e-3; in bfloat16 or on a GPU it is torch (ONNX would change
+    the scores or cannot run there). ``backend_report`` says what was measured.
     """
 
     granularity = "pointwise"
@@ -48,11 +58,11 @@ class CrossEncoderTeacher(Teacher):
         backend: str = "torch",
     ) -> None:
         super().__init__()
-        if backend not in ONNX_BACKENDS and backend != "torch":
-            raise ConfigError(
-                f"cross-encoder backend must be one of torch, {', '.join(ONNX_BACKENDS)}, not {backend!r}"
-            )
+        if backend not in BACKENDS:
+            raise ConfigError(f"cross-encoder backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.backend = backend
+        self.engine: str | None = None if backend == "auto" else backend
+        self.backend_report: dict[str, Any] = {}
         self.requested_dtype = "float32" if backend in ONNX_BACKENDS else check_precision(dtype, "cross-encoder dtype")
         self.chunk_size = int(chunk_size)
         self.model_id = model
@@ -120,8 +130,38 @@ class CrossEncoderTeacher(Teacher):
         return scores
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
-        if self.backend != "torch":
-            return self._score_onnx(pairs)
+        if not pairs:
+            return []
+        if self.engine is None:
+            self.engine = self._choose_engine(pairs[:AUTO_PROBE_PAIRS])
+        return self._score_torch(pairs) if self.engine == "torch" else self._score_onnx(pairs)
+
+    def _choose_engine(self, probe: list[tuple[str, str]]) -> str:
+        """``auto``: torch, or ONNX float where it scores ``probe`` with torch's logits and faster."""
+        if self.dtype != "float32" or self.model.device.type != "cpu":
+            self.backend_report = {"torch": f"the only engine for {self.dtype} on {self.model.device.type}"}
+            return "torch"
+        try:
+            self._graph  # noqa: B018
+        except (MissingDependencyError, ConfigError) as exc:
+            self.backend_report = {"onnx": f"not available: {exc}"}
+            return "torch"
+        except Exception as exc:  # an architecture the exporter cannot trace: score on torch
+            self.backend_report = {"onnx": f"export failed: {type(exc).__name__}: {exc}".splitlines()[0]}
+            return "torch"
+        reference, onnx = self._score_torch(probe), self._score_onnx(probe)
+        gap = max((abs(a - b) for a, b in zip(reference, onnx, strict=True)), default=0.0)
+        engines = {"torch": self._score_torch, "onnx": self._score_onnx}
+        seconds = {name: _best_of(3, lambda f=score: f(probe)) for name, score in engines.items()}
+        self.backend_report = {name: round(value, 5) for name, value in seconds.items()}
+        if gap > AUTO_MAX_LOGIT_GAP:
+            self.backend_report["onnx"] = f"left out: logits {gap:.2e} from torch's"
+            seconds.pop("onnx")
+        engine = min(seconds, key=seconds.__getitem__)
+        log.info("cross-encoder backend auto -> %s (probe of %d pairs: %s)", engine, len(probe), self.backend_report)
+        return engine
+
+    def _score_torch(self, pairs: list[tuple[str, str]]) -> list[float]:
         torch = require("torch", purpose="cross-encoder teachers")
 
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
@@ -138,3 +178,12 @@ class CrossEncoderTeacher(Teacher):
         for position, i in enumerate(order):
             scores[i] = float(logits[position])
         return scores
+
+
+def _best_of(repeats: int, run: Any) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
