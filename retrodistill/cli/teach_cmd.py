@@ -87,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
         "rows_in_store": result.rows_in_store,
         "listwise_repairs": result.listwise_repairs,
     }
+    shown = ["fingerprint", "queries", "pairs", "scored_now", "seconds", "rows_in_store"]
+    if getattr(teacher, "backend_report", None):  # a measured backend=auto: the engine it chose, and why
+        summary.update(engine=teacher.engine, backend_report=teacher.backend_report)
+        shown.append("engine")
     write_json(Path(str(args.store) + ".json"), summary)
-    print(
-        json.dumps(
-            {k: summary[k] for k in ("fingerprint", "queries", "pairs", "scored_now", "seconds", "rows_in_store")}
-        )
-    )
+    print(json.dumps({k: summary[k] for k in shown}))
     return 0
