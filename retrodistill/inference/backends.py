@@ -91,7 +91,7 @@ def choose_backend(
         if agreement < 0.9999:
             report[name] = f"left out: cosine to torch {agreement:.5f}"
             continue
-        seconds[name] = _best_of(3, lambda f=forward: (embed(f, texts[:1]), embed(f, texts)))
+        seconds[name] = best_of(3, lambda f=forward: (embed(f, texts[:1]), embed(f, texts)))
         report[name] = round(seconds[name], 5)
     name = min(seconds, key=seconds.__getitem__)
     log.info("inference backend auto -> %s (probe seconds: %s)", name, report)
@@ -112,7 +112,8 @@ def _row_cosines(a: Any, b: Any) -> Any:
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
-def _best_of(repeats: int, fn: Callable[[], Any]) -> float:
+def best_of(repeats: int, fn: Callable[[], Any]) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn``, after one untimed warm-up call (seconds)."""
     fn()
     best = float("inf")
     for _ in range(repeats):

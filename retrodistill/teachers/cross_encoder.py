@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from functools import cached_property
 from typing import Any
 
@@ -40,7 +39,7 @@ class CrossEncoderTeacher(Teacher):
     identity); ``onnx-int8`` on its int8 quantisation (other logits: stored under ``backend=onnx-int8``).
     Both run on CPU, bucketed by token length (``inference.buckets``). ``backend="auto"`` keeps the
     teacher's identity and picks its engine by measurement: where the teacher runs in float32 on CPU it
-    times torch and ONNX float on the first pairs it is asked to score (best of 3) and keeps the faster
+    times torch and ONNX float on the first pairs it is asked to score (best of 2 after a warm-up) and keeps the faster
     one whose logits match torch's within 1e-3; in bfloat16 or on a GPU it is torch (ONNX would change
     the scores or cannot run there). ``backend_report`` says what was measured.
     """
@@ -149,14 +148,17 @@ class CrossEncoderTeacher(Teacher):
         except Exception as exc:  # an architecture the exporter cannot trace: score on torch
             self.backend_report = {"onnx": f"export failed: {type(exc).__name__}: {exc}".splitlines()[0]}
             return "torch"
+        from retrodistill.inference.backends import best_of
+
         reference, onnx = self._score_torch(probe), self._score_onnx(probe)
         gap = max((abs(a - b) for a, b in zip(reference, onnx, strict=True)), default=0.0)
         engines = {"torch": self._score_torch, "onnx": self._score_onnx}
-        seconds = {name: _best_of(3, lambda f=score: f(probe)) for name, score in engines.items()}
+        if gap > AUTO_MAX_LOGIT_GAP:
+            engines.pop("onnx")
+        seconds = {name: best_of(2, lambda f=score: f(probe)) for name, score in engines.items()}
         self.backend_report = {name: round(value, 5) for name, value in seconds.items()}
         if gap > AUTO_MAX_LOGIT_GAP:
             self.backend_report["onnx"] = f"left out: logits {gap:.2e} from torch's"
-            seconds.pop("onnx")
         engine = min(seconds, key=seconds.__getitem__)
         log.info("cross-encoder backend auto -> %s (probe of %d pairs: %s)", engine, len(probe), self.backend_report)
         return engine
@@ -178,12 +180,3 @@ class CrossEncoderTeacher(Teacher):
         for position, i in enumerate(order):
             scores[i] = float(logits[position])
         return scores
-
-
-def _best_of(repeats: int, run: Any) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
