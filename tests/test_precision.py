@@ -1,4 +1,4 @@
-"""Precision ``auto``: bfloat16 only on hardware that computes it natively, float32 elsewhere."""
+"""Precision ``auto``: bfloat16 only where the hardware computes it natively and it is measured faster."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 @pytest.fixture
 def cpu(monkeypatch):
-    """Set whether the (probed) CPU has native bfloat16; the override variable and the warn-once memory are cleared."""
+    """Set whether the CPU has native bfloat16 (and whether it pays); the override variable and the warn-once
+    memory are cleared."""
     monkeypatch.delenv(precision.ENV, raising=False)
     monkeypatch.setattr(precision, "_warned", set())
 
-    def set_native(native: bool) -> None:
+    def set_native(native: bool, pays: bool | None = None) -> None:
+        pays = native if pays is None else pays
         monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": native and device == "cpu")
+        monkeypatch.setattr(precision, "bf16_pays", lambda device="cpu": pays and device == "cpu")
 
     return set_native
 
@@ -51,6 +54,50 @@ def test_explicit_bfloat16_without_native_support_warns_once_and_proceeds(cpu, c
     with caplog.at_level(logging.WARNING, logger="retrodistill.precision"):
         precision.resolve_precision("bfloat16", "cpu")
     assert not caplog.records
+
+
+def test_native_but_measured_slower_is_float32_and_an_explicit_request_says_why(cpu, caplog):
+    cpu(True, pays=False)
+    assert precision.resolve_precision("auto", "cpu") == "float32"
+    with caplog.at_level(logging.WARNING, logger="retrodistill.precision"):
+        assert precision.resolve_precision("bfloat16", "cpu") == "bfloat16"
+    assert "measured slower" in caplog.records[-1].getMessage()
+
+
+def test_the_probe_times_both_precisions_and_reports_their_ratio():
+    result = precision.bf16_speedup(repeats=1)
+    assert result["float32_s"] > 0 and result["bfloat16_s"] > 0
+    assert result["speedup"] == pytest.approx(result["float32_s"] / result["bfloat16_s"])
+
+
+def test_the_probe_verdict_is_kept_per_machine_and_a_bad_file_is_measured_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path))
+    monkeypatch.setattr(precision, "_cpu_has_bf16", lambda: True)
+    measured: list[int] = []
+
+    def probe(speedup: float):
+        def run(repeats: int = 5) -> dict[str, float]:
+            measured.append(1)
+            return {"float32_s": 0.02 * speedup, "bfloat16_s": 0.02, "speedup": float(speedup)}
+
+        return run
+
+    def verdict() -> bool:
+        precision.cpu_bf16_pays.cache_clear()
+        return precision.cpu_bf16_pays()
+
+    monkeypatch.setattr(precision, "bf16_speedup", probe(0.65))
+    assert verdict() is False and len(measured) == 1
+    (kept,) = (tmp_path / "precision").glob("*.json")
+    assert json.loads(kept.read_text())["speedup"] == 0.65
+    monkeypatch.setattr(precision, "bf16_speedup", probe(3.0))
+    assert verdict() is False and len(measured) == 1  # the machine's kept verdict, not a new measurement
+    kept.write_text("{not json")
+    assert verdict() is True and len(measured) == 2
+    assert json.loads(kept.read_text())["speedup"] == 3.0
+    monkeypatch.setattr(precision, "_cpu_has_bf16", lambda: False)
+    assert verdict() is False and len(measured) == 2  # no native bfloat16: nothing to measure
+    precision.cpu_bf16_pays.cache_clear()
 
 
 def test_the_environment_overrides_auto_only(cpu, monkeypatch):

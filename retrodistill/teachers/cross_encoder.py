@@ -29,10 +29,11 @@ class CrossEncoderTeacher(Teacher):
     ``batch_size`` defaults to 32 on a GPU and 4 on CPU: on CPU a padded batch takes the masked
     attention path, and batches of 1-4 length-sorted pairs score 1.3-1.4x faster than batches of 32
     (SciFact, 512 tokens, measured in ``eval/results/teachers/README.md``).
-    ``dtype="bfloat16"`` runs the forward pass under bfloat16 autocast: on CPUs with AVX512-BF16 or
+    ``dtype="bfloat16"`` runs the forward pass under bfloat16 autocast: on some CPUs with AVX512-BF16 or
     AMX (and on GPUs) it is 2-3x faster, with logits within ~0.1 of float32 (Spearman 0.9999 in
-    ``eval/bench_teach.py``); on AVX2-only CPUs it is emulated and ~6x slower. ``dtype="auto"`` (the
-    default) picks bfloat16 only where the hardware has it (``retrodistill.precision``). The resolved
+    ``eval/bench_teach.py``); on others it is slower, and on AVX2-only CPUs it is emulated and ~6x slower.
+    ``dtype="auto"`` (the default) picks bfloat16 only where it is native and measured faster
+    (``retrodistill.precision``). The resolved
     dtype is part of the teacher's identity, so bfloat16 scores are stored apart from float32 ones
     (a float32 spec leaves ``dtype`` out, as before ``auto`` existed, so older float32 stores match).
     ``backend="onnx"`` runs the classifier on ONNX Runtime in float32 (the same logits within 1e-4, the same

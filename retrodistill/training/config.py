@@ -62,7 +62,7 @@ class StudentConfig(BaseModel):
     precision: Precision = Field(
         "auto",
         description="bfloat16 autocast in training, or float32: bfloat16 is 2-3x faster on CPUs with "
-        "AVX512-BF16/AMX and on GPUs, ~6x slower on AVX2-only CPUs; auto picks per hardware. "
+        "AVX512-BF16/AMX and on GPUs, ~6x slower on AVX2-only CPUs; auto picks by detection and a measured probe. "
         "`bf16: true/false` is read as bfloat16/float32",
     )
     seed: int = 42

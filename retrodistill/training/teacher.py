@@ -94,8 +94,8 @@ class TrainConfig(BaseModel):
     eval_batch_size: int | None = Field(None, ge=1, description="default: 4 on CPU, 32 on a GPU")
     precision: Precision = Field(
         "auto",
-        description="bfloat16 autocast for the forward pass, or float32; auto = bfloat16 only on hardware with "
-        "native bfloat16 (AVX512-BF16/AMX CPUs, GPUs); `bf16: true/false` is read as bfloat16/float32",
+        description="bfloat16 autocast for the forward pass, or float32; auto = bfloat16 only where it is "
+        "native (AVX512-BF16/AMX CPUs, GPUs) and measured faster; `bf16: true/false` is read as bfloat16/float32",
     )
 
     @model_validator(mode="before")
