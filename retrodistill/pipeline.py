@@ -363,12 +363,16 @@ def comparison_configs(config: DistillConfig, students: list[tuple[Any, Path]], 
             if student.model not in inits:
                 retrieval_rows.append(SystemSpec("dense", student.model, label="init"))
             retrieval_rows.append(SystemSpec("dense", str(model_dir), label=label))
+            inits.add(student.model)
         else:
-            if f"colbert:{student.model}" not in inits:
-                start = {"seed": student.seed}  # the projection training starts from
+            start = {"seed": student.seed}  # the projection training starts from
+            if (student.colbert_dim, student.colbert_init) != (128, "random"):
+                start |= {"dim": student.colbert_dim, "init": student.colbert_init}
+            key = f"colbert:{student.model}:{sorted(start.items())}"
+            if key not in inits:
                 rerank_rows.append(SystemSpec("colbert", student.model, start, label="colbert-init"))
             rerank_rows.append(SystemSpec("colbert", str(model_dir), label=label))
-        inits.add(student.model if student.student == "bi-encoder" else f"colbert:{student.model}")
+            inits.add(key)
     configs = [EvalConfig(**common, systems=retrieval_rows)]
     if rerank_rows:
         depth = config.teacher_eval_depth or 100

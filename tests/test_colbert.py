@@ -87,6 +87,28 @@ def test_init_row_reranks_with_the_projection_training_starts_from():
     assert not torch.equal(unseeded.model.projection.weight, start)
 
 
+def test_identity_start_keeps_the_backbones_token_vectors(colbert):
+    from retrodistill.errors import ConfigError
+    from retrodistill.eval.systems import bind_system
+    from retrodistill.specs import parse_spec
+    from retrodistill.training.config import StudentConfig
+
+    backbone = "sentence-transformers/all-MiniLM-L6-v2"
+    row = bind_system(parse_spec(f"colbert:{backbone},dim=384,init=identity"), rerank_mode=True).build()
+    model = row.model
+    assert torch.equal(model.projection.weight, torch.eye(384))
+    batch = model.tokenize(QUERIES, is_query=True)
+    with torch.no_grad():
+        vectors, _ = model(batch)
+        hidden = model.encoder(**batch).last_hidden_state
+    torch.testing.assert_close(vectors, torch.nn.functional.normalize(hidden, dim=-1), atol=1e-6, rtol=0)
+    with pytest.raises(ConfigError, match="hidden size 384, not 128"):
+        ColBERT(backbone, dim=128, init="identity")
+    assert StudentConfig(student="colbert", colbert_dim=384, colbert_init="identity", dataset="d", output="o")
+    with pytest.raises(ValueError, match="apply to student colbert only"):
+        StudentConfig(colbert_dim=384, dataset="d", output="o")
+
+
 TRAIN = "import sys; from retrodistill.cli.main import main; sys.exit(main(['-q', 'train', sys.argv[1]]))"
 
 

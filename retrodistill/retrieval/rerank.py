@@ -104,13 +104,13 @@ class ColBERTReranker:
 
     name = "colbert-rerank"
 
-    def __init__(self, model: str, batch_size: int = 32, seed: int = 0) -> None:
-        """``seed`` draws the projection when ``model`` is a backbone rather than a ColBERT folder (training
-        draws its start from the student's ``seed``)."""
+    def __init__(self, model: str, batch_size: int = 32, seed: int = 0, dim: int = 128, init: str = "random") -> None:
+        """``seed``, ``dim`` and ``init`` make the projection when ``model`` is a backbone rather than a ColBERT
+        folder (training starts from the student's ``seed``, ``colbert_dim`` and ``colbert_init``)."""
         require("torch", purpose="ColBERT re-ranking")
         from retrodistill.students.colbert import ColBERT
 
-        self.model = ColBERT.load(model, seed=seed).eval()
+        self.model = ColBERT.load(model, seed=seed, dim=dim, init=init).eval()
         self.batch_size = batch_size
 
     def rerank(

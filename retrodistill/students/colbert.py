@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from retrodistill.errors import require
+from retrodistill.errors import ConfigError, require
 
 CONFIG_NAME = "colbert_config.json"
 PROJECTION_NAME = "colbert_projection.safetensors"
@@ -40,17 +40,29 @@ class ColBERT(nn.Module):
         query_marker: str = "[unused0]",
         doc_marker: str = "[unused1]",
         seed: int = 0,
+        init: str = "random",
     ) -> None:
-        """A backbone plus a fresh ``dim``-d projection, drawn from ``seed`` (the same seed, the same weights)."""
+        """A backbone plus a fresh ``dim``-d projection: ``init="random"`` draws it from ``seed`` (the same seed,
+        the same weights, nn.Linear's own init); ``"identity"`` keeps the backbone's token vectors as they are
+        (``dim`` must then equal its hidden size)."""
         super().__init__()
         require("transformers", purpose="ColBERT models")
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(backbone)
         self.encoder = AutoModel.from_pretrained(backbone)
-        self.projection = nn.Linear(self.encoder.config.hidden_size, dim, bias=False)
-        generator = torch.Generator().manual_seed(seed)
-        nn.init.kaiming_uniform_(self.projection.weight, a=math.sqrt(5), generator=generator)  # nn.Linear's init
+        hidden = self.encoder.config.hidden_size
+        self.projection = nn.Linear(hidden, dim, bias=False)
+        if init == "identity":
+            if dim != hidden:
+                raise ConfigError(f"an identity projection needs dim = the backbone's hidden size {hidden}, not {dim}")
+            with torch.no_grad():
+                self.projection.weight.copy_(torch.eye(hidden))
+        elif init == "random":
+            generator = torch.Generator().manual_seed(seed)
+            nn.init.kaiming_uniform_(self.projection.weight, a=math.sqrt(5), generator=generator)
+        else:
+            raise ConfigError(f"projection init must be random or identity, not {init!r}")
         self.config_dict = {
             "backbone": backbone,
             "dim": dim,
@@ -133,14 +145,16 @@ class ColBERT(nn.Module):
         (folder / CONFIG_NAME).write_text(json.dumps(self.config_dict, indent=2))
 
     @classmethod
-    def load(cls, folder: str | Path, doc_maxlen: int = 180, seed: int = 0) -> ColBERT:
-        """A saved student folder, or a backbone id/folder (a fresh projection from ``seed``) when it holds no
-        ColBERT config."""
+    def load(
+        cls, folder: str | Path, doc_maxlen: int = 180, seed: int = 0, dim: int = 128, init: str = "random"
+    ) -> ColBERT:
+        """A saved student folder, or a backbone id/folder (a fresh ``dim``-d projection, ``init`` from
+        ``seed``) when it holds no ColBERT config."""
         from safetensors.torch import load_file
 
         folder_path = Path(folder)
         if not (folder_path / CONFIG_NAME).is_file():
-            return cls(str(folder), doc_maxlen=doc_maxlen, seed=seed)
+            return cls(str(folder), dim=dim, doc_maxlen=doc_maxlen, seed=seed, init=init)
         config = json.loads((folder_path / CONFIG_NAME).read_text())
         model = cls(**{**config, "backbone": str(folder_path)})
         model.config_dict["backbone"] = config["backbone"]

@@ -31,7 +31,13 @@ def train_colbert(config: StudentConfig, show_progress: bool = True):
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {"retrodistill_version": __version__, "config": config.model_dump()})
     torch.manual_seed(config.seed)
-    model = ColBERT.load(config.model, doc_maxlen=config.max_seq_length, seed=config.seed)
+    model = ColBERT.load(
+        config.model,
+        doc_maxlen=config.max_seq_length,
+        seed=config.seed,
+        dim=config.colbert_dim,
+        init=config.colbert_init,
+    )
     per_epoch = math.ceil(len(examples) / config.batch_size)
     total = config.max_steps or max(1, int(per_epoch * config.epochs))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)

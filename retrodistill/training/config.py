@@ -41,6 +41,12 @@ class StudentConfig(BaseModel):
     loss: dict[str, float] = Field(default_factory=lambda: {"kl": 1.0})
     temperature: float = Field(1.0, gt=0)
     student_scale: float = Field(20.0, gt=0, description="cosine x scale = the student's score")
+    colbert_dim: int = Field(128, ge=8, description="ColBERT student: token vector size after the projection")
+    colbert_init: Literal["random", "identity"] = Field(
+        "random",
+        description="ColBERT student's projection: random (nn.Linear's init from seed), or identity, which starts "
+        "from the backbone's own token vectors (colbert_dim = its hidden size, 384 for MiniLM)",
+    )
     teacher_norm: Literal["none", "zscore"] = "none"
     teacher_interpolate: float | None = Field(
         None,
@@ -84,6 +90,13 @@ class StudentConfig(BaseModel):
     @classmethod
     def _bf16_alias(cls, data: object) -> object:
         return bf16_alias(data)
+
+    @model_validator(mode="after")
+    def _colbert_keys_for_colbert(self) -> StudentConfig:
+        given = sorted({"colbert_dim", "colbert_init"} & self.model_fields_set)
+        if given and self.student != "colbert":
+            raise ValueError(f"{' and '.join(given)} apply to student colbert only, not {self.student}")
+        return self
 
     @field_validator("loss")
     @classmethod
