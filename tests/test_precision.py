@@ -70,7 +70,8 @@ def test_the_probe_times_both_precisions_and_reports_their_ratio():
     assert result["speedup"] == pytest.approx(result["float32_s"] / result["bfloat16_s"])
 
 
-def test_the_probe_verdict_is_kept_per_machine_and_a_bad_file_is_measured_again(monkeypatch, tmp_path):
+def test_the_probe_verdict_is_kept_per_machine_and_a_bad_file_is_measured_again(monkeypatch, tmp_path, request):
+    request.addfinalizer(precision.cpu_bf16_pays.cache_clear)  # no patched verdict outlives the test
     monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path))
     monkeypatch.setattr(precision, "_cpu_has_bf16", lambda: True)
     measured: list[int] = []
@@ -97,7 +98,6 @@ def test_the_probe_verdict_is_kept_per_machine_and_a_bad_file_is_measured_again(
     assert json.loads(kept.read_text())["speedup"] == 3.0
     monkeypatch.setattr(precision, "_cpu_has_bf16", lambda: False)
     assert verdict() is False and len(measured) == 2  # no native bfloat16: nothing to measure
-    precision.cpu_bf16_pays.cache_clear()
 
 
 def test_the_environment_overrides_auto_only(cpu, monkeypatch):
