@@ -223,3 +223,46 @@ def test_a_template_mix_draws_one_template_per_attempt_by_seed():
         QueryGenerator(template="gpl++finding")
     with pytest.raises(ConfigError, match="unknown query template 'nope'"):
         QueryGenerator(template="gpl+nope")
+
+
+def test_a_gguf_is_dequantised_once_and_reloaded_bit_for_bit_from_a_verified_cache(monkeypatch, tmp_path):
+    """The first load of the GGUF keeps its de-quantised weights in the cache; the second reads them back
+    without touching the GGUF (same tensors, tokens and chat prompt); a damaged copy fails its checksums,
+    sends the next load back to the GGUF, and is replaced whole."""
+    import torch
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from retrodistill.generation.generator import DEFAULT_GGUF, DEFAULT_MODEL
+    from retrodistill.inference import gguf
+    from retrodistill.teachers.llm import load_causal_lm
+
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path))
+    folder = gguf.cached_folder(DEFAULT_MODEL, DEFAULT_GGUF)
+    assert not folder.exists()
+    first, first_tok = load_causal_lm(DEFAULT_MODEL, DEFAULT_GGUF)
+    assert gguf.verified(folder) and folder.parent == tmp_path / "gguf"
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left behind
+
+    class Parsed(Exception):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise Parsed
+
+    monkeypatch.setattr(gguf_utils, "load_gguf_checkpoint", refuse)
+    again, again_tok = load_causal_lm(DEFAULT_MODEL, DEFAULT_GGUF)  # the GGUF is not read
+    want, got = first.state_dict(), again.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    chat = [{"role": "user", "content": "Write a search query for: BRCA1 and tumour suppression"}]
+    assert again_tok.apply_chat_template(chat, tokenize=False) == first_tok.apply_chat_template(chat, tokenize=False)
+    assert again_tok("ünïcode  and <|im_end|>")["input_ids"] == first_tok("ünïcode  and <|im_end|>")["input_ids"]
+    assert (again_tok.padding_side, again_tok.pad_token_id) == (first_tok.padding_side, first_tok.pad_token_id)
+
+    weights = folder / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    assert not gguf.verified(folder)
+    with pytest.raises(Parsed):  # a damaged copy is not used: the load goes back to the GGUF
+        load_causal_lm(DEFAULT_MODEL, DEFAULT_GGUF)
+    assert gguf.dequantised(first, first_tok, DEFAULT_MODEL, DEFAULT_GGUF) == folder and gguf.verified(folder)

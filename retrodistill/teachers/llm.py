@@ -7,9 +7,11 @@ answer with ``parse_permutation``, counting every repair in ``self.repairs``.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from functools import cached_property
+from typing import Any
 
 from retrodistill.errors import ConfigError, require
 from retrodistill.revision import model_revision
@@ -18,6 +20,8 @@ from retrodistill.teachers.prompts import LLMTeacherConfig
 from retrodistill.teachers.records import TeacherSpec
 
 SEMANTICS = {"ql": "mean-log-prob", "yesno": "logit-diff", "prp": "prob-a", "listwise": "neg-rank"}
+log = logging.getLogger(__name__)
+
 GRANULARITY = {"ql": "pointwise", "yesno": "pointwise", "prp": "pairwise", "listwise": "listwise"}
 
 
@@ -56,6 +60,16 @@ def load_causal_lm(model_id: str, gguf_file: str | None = None, purpose: str = "
     require("transformers", purpose=purpose, extra="llm")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if gguf_file:
+        from retrodistill.inference import gguf
+
+        folder = gguf.cached_folder(model_id, gguf_file)
+        if gguf.verified(folder):
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+            return _ready(model, tokenizer)
+        if folder.exists():
+            log.warning("%s does not match its manifest; de-quantising %s again", folder, gguf_file)
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_id, **kwargs)
@@ -67,6 +81,15 @@ def load_causal_lm(model_id: str, gguf_file: str | None = None, purpose: str = "
             f"cannot load the causal LM {what}: {first[:200]}; give a Hugging Face model id present in the "
             "local cache (HF_HUB_CACHE) or a model folder"
         ) from None
+    if gguf_file:
+        try:
+            gguf.dequantised(model, tokenizer, model_id, gguf_file)
+        except OSError as exc:  # a read-only or full cache costs the next load time, not this one
+            log.warning("could not keep the de-quantised %s in the cache: %s", gguf_file, exc)
+    return _ready(model, tokenizer)
+
+
+def _ready(model: Any, tokenizer: Any) -> tuple[Any, Any]:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
