@@ -194,6 +194,10 @@ def plan_distill(config: DistillConfig) -> DistillPlan:
         check_dataset(student.eval_dataset, student.eval_split)
     for source in config.candidates:
         check_source(source)
+    if student.student == "colbert":
+        from retrodistill.students.colbert import check_projection
+
+        check_projection(student.model, student.colbert_dim, student.colbert_init)
     if config.chain is not None:
         build_teacher(config.chain.teacher)
         config.chain.trainer(*config.training_data(), work)

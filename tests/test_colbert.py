@@ -87,7 +87,7 @@ def test_init_row_reranks_with_the_projection_training_starts_from():
     assert not torch.equal(unseeded.model.projection.weight, start)
 
 
-def test_identity_start_keeps_the_backbones_token_vectors(colbert):
+def test_identity_start_keeps_the_backbones_token_vectors(colbert, scifact_slice, tmp_path):
     from retrodistill.errors import ConfigError
     from retrodistill.eval.systems import bind_system
     from retrodistill.specs import parse_spec
@@ -107,6 +107,17 @@ def test_identity_start_keeps_the_backbones_token_vectors(colbert):
     assert StudentConfig(student="colbert", colbert_dim=384, colbert_init="identity", dataset="d", output="o")
     with pytest.raises(ValueError, match="apply to student colbert only"):
         StudentConfig(colbert_dim=384, dataset="d", output="o")
+
+    from retrodistill.pipeline import DistillConfig, plan_distill
+
+    work = tmp_path / "work"
+    student = {"student": "colbert", "colbert_init": "identity", "colbert_dim": 128}
+    config = DistillConfig(
+        train_dataset=str(scifact_slice), train_split="test", teacher="bm25", student=student, work_dir=str(work)
+    )
+    with pytest.raises(ConfigError, match="hidden size 384, not 128; set colbert_dim 384"):
+        plan_distill(config)  # refused before any stage runs, nothing written
+    assert not work.exists()
 
 
 TRAIN = "import sys; from retrodistill.cli.main import main; sys.exit(main(['-q', 'train', sys.argv[1]]))"

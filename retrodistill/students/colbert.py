@@ -30,6 +30,24 @@ def is_colbert_model(path: str | Path) -> bool:
     return (Path(path) / CONFIG_NAME).is_file()
 
 
+def check_projection(backbone: str, dim: int, init: str) -> None:
+    """A ConfigError, before any weights load, when an identity projection cannot fit ``backbone`` (its
+    config's hidden size is read; a backbone whose config cannot be read is left to the model load)."""
+    if init != "identity":
+        return
+    from transformers import AutoConfig
+
+    try:
+        hidden = AutoConfig.from_pretrained(backbone).hidden_size
+    except (OSError, ValueError, AttributeError):
+        return
+    if dim != hidden:
+        raise ConfigError(
+            f"colbert_init identity needs colbert_dim = {backbone}'s hidden size {hidden}, not {dim}; "
+            f"set colbert_dim {hidden} or colbert_init random"
+        )
+
+
 class ColBERT(nn.Module):
     def __init__(
         self,
