@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from retrodistill.atomic import sha256_file
 from retrodistill.cache import default_cache_dir
 from retrodistill.revision import model_revision
 
@@ -57,7 +58,7 @@ def verified(folder: Path) -> bool:
         return False
     for name, record in files.items():
         path = folder / name
-        if not path.is_file() or path.stat().st_size != record["bytes"] or _sha256(path) != record["sha256"]:
+        if not path.is_file() or path.stat().st_size != record["bytes"] or sha256_file(path) != record["sha256"]:
             return False
     return bool(files)
 
@@ -72,7 +73,7 @@ def dequantised(model: Any, tokenizer: Any, model_id: str, gguf_file: str, cache
     try:
         _save_model(model, tmp)
         tokenizer.save_pretrained(tmp)
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(tmp.iterdir())}
         record = {**description(model_id, gguf_file), "files": files}
         (tmp / MANIFEST).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         if folder.exists() and verified(folder):
@@ -102,11 +103,3 @@ def _save_model(model: Any, folder: Path) -> None:
     if model.generation_config is not None:
         model.generation_config.save_pretrained(folder)
     save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from retrodistill.atomic import sha256_file
 from retrodistill.cache import default_cache_dir
 from retrodistill.errors import ConfigError, require
 
@@ -196,7 +197,7 @@ def _sidecar(path: Path) -> Path:
 
 
 def _seal(path: Path, description: dict[str, Any]) -> None:
-    record = {**description, "file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    record = {**description, "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
     _sidecar(path).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
@@ -207,13 +208,5 @@ def _verify(path: Path) -> None:
         record = json.loads(_sidecar(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: the export record is missing or unreadable ({exc}); {fix}") from None
-    if path.stat().st_size != record.get("bytes") or _sha256(path) != record.get("sha256"):
+    if path.stat().st_size != record.get("bytes") or sha256_file(path) != record.get("sha256"):
         raise ConfigError(f"{path}: the exported graph does not match its checksum (damaged or changed); {fix}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
