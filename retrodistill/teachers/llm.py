@@ -19,9 +19,9 @@ from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.prompts import LLMTeacherConfig
 from retrodistill.teachers.records import TeacherSpec
 
-SEMANTICS = {"ql": "mean-log-prob", "yesno": "logit-diff", "prp": "prob-a", "listwise": "neg-rank"}
 log = logging.getLogger(__name__)
 
+SEMANTICS = {"ql": "mean-log-prob", "yesno": "logit-diff", "prp": "prob-a", "listwise": "neg-rank"}
 GRANULARITY = {"ql": "pointwise", "yesno": "pointwise", "prp": "pairwise", "listwise": "listwise"}
 
 
