@@ -61,7 +61,9 @@ def test_flat_after_add_and_delete_equals_a_fresh_build(parts, bi_encoder, tmp_p
     got_ids, got_scores, store = _search(updated, queries)
     want_ids, want_scores, _ = _search(fresh, queries)
     assert (got_ids == want_ids).all()
-    np.testing.assert_array_equal(got_scores, want_scores)
+    # a document's vector depends, in the last bits, on the batch it was padded with (the add encodes the
+    # second half alone, the fresh build all documents): equal up to float32 rounding, as after the delete
+    np.testing.assert_allclose(got_scores, want_scores, rtol=0, atol=1e-6)
     assert store.manifest["corpus"]["size"] == len(docs) and store.manifest["index"]["ntotal"] == len(docs)
 
     # delete every third document, the first hit of query 0 among them
