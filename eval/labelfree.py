@@ -179,21 +179,23 @@ def _write_table(name: str, base: dict[str, Any], variants: dict[str, dict], run
 
 def _ensemble_row(base: dict[str, Any], default: Any, measures: list[str]) -> dict[str, Any] | None:
     """The teachers' ensemble re-ranking BM25's top ``teacher_eval_depth``: the member rows' runs (written by the
-    evaluation in ``<work_dir>/eval/``) fused as the store fuses them, scored with the same measures and
-    paired against bm25s. None for a single teacher."""
+    evaluation in ``<work_dir>/eval/``) fused over the candidates they scored, as the store fuses them, scored
+    with the same measures and paired against bm25s. None for a single teacher."""
     from retrodistill.data.load import load_dataset
     from retrodistill.data.trec import read_run
     from retrodistill.eval.measures import evaluate
     from retrodistill.eval.significance import paired_test
     from retrodistill.pipeline import DistillConfig
-    from retrodistill.teachers.ensemble import fuse_runs
+    from retrodistill.teachers.ensemble import fuse_reranked
 
     config = DistillConfig(**base)
     members = [r.name for r in default.results if r.name.startswith("teacher-")]
     if len(config.teachers) < 2 or len(members) != len(config.teachers):
         return None
     folder = Path(config.work_dir) / "eval"
-    fused = fuse_runs([read_run(folder / f"{m}.trec") for m in members], config.teacher_weights, config.ensemble)
+    runs = [read_run(folder / f"{m}.trec") for m in members]
+    first = read_run(folder / "bm25s.trec")
+    fused = fuse_reranked(runs, first, config.teacher_eval_depth, config.teacher_weights, config.ensemble)
     qrels = load_dataset(config.eval_dataset, config.eval_split).qrels
     evaluation = evaluate(fused, qrels, measures)
     bm25 = next(r for r in default.results if r.name == "bm25s").evaluation.per_query

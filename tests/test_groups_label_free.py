@@ -90,3 +90,31 @@ def test_ensemble_fusion_matches_hand_computed_zscore_and_rrf(tmp_path):
         fuse_runs([a, b], [1.0])
     with pytest.raises(ConfigError, match="unknown ensemble method"):
         fuse_runs([a], method="borda")
+
+
+def test_reranked_runs_fuse_over_the_scored_candidates_only_and_keep_the_tail_in_first_stage_order():
+    import math
+
+    from retrodistill.retrieval.rerank import with_tail
+    from retrodistill.teachers.ensemble import fuse_reranked, fuse_runs
+
+    first = {"q": {"a": 9.0, "b": 8.0, "c": 7.0, "d": 6.0, "e": 5.0, "f": 4.0}}
+    order = ["a", "b", "c", "d", "e", "f"]
+    # two re-rankers scored the top 3 (a cosine-like and a BM25-like scale); with_tail puts d, e, f beneath
+    cosine = {"q": with_tail({"a": 0.50, "b": 0.70, "c": 0.60}, order)}
+    lexical = {"q": with_tail({"a": 30.0, "b": 10.0, "c": 20.0}, order)}
+    fused = fuse_reranked([cosine, lexical], first, depth=3)
+    # per member over a, b, c: cosine z = (-1.2247, +1.2247, 0), lexical z = (+1.2247, -1.2247, 0)
+    sd = math.sqrt(2 / 3)
+    assert {d: fused["q"][d] for d in "abc"} == pytest.approx({"a": 0.0, "b": 0.0, "c": 0.0}, abs=1e-12)
+    ranked = sorted(fused["q"], key=lambda d: (-fused["q"][d], d))
+    assert ranked[3:] == ["d", "e", "f"] and max(fused["q"][d] for d in "def") < min(fused["q"][d] for d in "abc")
+    weighted = fuse_reranked([cosine, lexical], first, depth=3, weights=[2.0, 1.0])
+    assert weighted["q"]["b"] == pytest.approx(2 / sd - 1 / sd)
+    assert sorted(weighted["q"], key=lambda d: -weighted["q"][d])[:3] == ["b", "c", "a"]
+    # fusing the whole runs lets the tail's unit steps set each member's spread: the cosine member's 0.2
+    # range vanishes and the lexical member alone orders the top (a, c, b), which is what the above avoids
+    naive = fuse_runs([cosine, lexical], [2.0, 1.0])
+    assert sorted(naive["q"], key=lambda d: -naive["q"][d])[:3] == ["a", "c", "b"]
+    with pytest.raises(ConfigError):
+        fuse_reranked([cosine], first, depth=0)

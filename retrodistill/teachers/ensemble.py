@@ -62,6 +62,34 @@ def fuse_runs(runs: Sequence[Run], weights: Sequence[float] | None = None, metho
     return fused
 
 
+def fuse_reranked(
+    runs: Sequence[Run],
+    first_stage: Run,
+    depth: int,
+    weights: Sequence[float] | None = None,
+    method: str = "zscore",
+    k: int = 60,
+) -> Run:
+    """The fusion of re-rankers' runs over the candidates they scored, shaped like each of them.
+
+    Each run is one re-ranker's output over ``first_stage``: its top ``depth`` candidates re-scored and the
+    rest appended beneath in first-stage order (``retrieval.rerank.with_tail``). Only the re-scored
+    candidates are fused, as :func:`fuse_runs` fuses stores, because the tail's placeholder scores (one unit
+    apart, hundreds of them) would swamp every member's z-scores; the rest follow in first-stage order.
+    """
+    from retrodistill.retrieval.rerank import with_tail
+
+    if depth < 1:
+        raise ConfigError(f"depth must be >= 1, got {depth}")
+    ranked = {qid: sorted(docs, key=lambda d: (-docs[d], d)) for qid, docs in first_stage.items()}
+    scored = [
+        {qid: {d: run[qid][d] for d in ids[:depth] if d in run.get(qid, {})} for qid, ids in ranked.items()}
+        for run in runs
+    ]
+    fused = fuse_runs(scored, weights, method, k)
+    return {qid: with_tail(scores, ranked[qid]) for qid, scores in fused.items()}
+
+
 def ensemble_spec(
     specs: Sequence[TeacherSpec], weights: Sequence[float] | None = None, method: str = "zscore", k: int = 60
 ) -> TeacherSpec:
