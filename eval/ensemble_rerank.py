@@ -12,7 +12,6 @@ bm25s. Writes ``OUT/ensemble.json`` and prints the table.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -25,6 +24,7 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100)
     args = parser.parse_args()
 
+    from retrodistill.atomic import write_json
     from retrodistill.eval.config import EvalConfig
     from retrodistill.eval.harness import load_data, run_evaluation
     from retrodistill.eval.measures import evaluate
@@ -57,7 +57,7 @@ def main() -> None:
             row["worse"] = sum(per[q] < base[q] for q in qids)
         rows.append(row)
     out = {"dataset": args.dataset, "depth": args.depth, "teachers": args.teacher, "weights": args.weight, "rows": rows}
-    (args.out / "ensemble.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json(args.out / "ensemble.json", out)
     header = ["system", *measures, "p (nDCG@10 vs bm25s)", "better / worse"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from retrodistill.data.load import load_dataset
 from retrodistill.data.trec import read_run, write_run
+from retrodistill.errors import ConfigError
 from retrodistill.eval.config import EvalConfig
 from retrodistill.eval.harness import run_evaluation
 from retrodistill.eval.report import TRUNCATED, render_table, write_outputs
@@ -118,3 +119,41 @@ def test_rankllm_table_is_titled_by_dataset_and_flags_recall_past_its_lists(data
     table = _text(report)
     assert table.splitlines()[0].strip().startswith("dl19:") and "retrieve_results" not in table
     assert f"‡ R@1000 {TRUNCATED.format(n=100)}: candidates" in table and "†" not in table
+
+
+def test_an_ensemble_row_fuses_the_members_z_scores_over_the_re_scored_candidates(scifact_slice, tmp_path):
+    depth = 7
+    config = EvalConfig(
+        dataset=str(scifact_slice),
+        candidates="bm25s",
+        depth=depth,
+        systems=[
+            f"dense:{MODEL},label=minilm",
+            "bm25,label=lex",
+            "ensemble:minilm+lex,weights=1/0.5",
+        ],
+        measures=["nDCG@10"],
+        cache_dir=str(tmp_path / "cache"),
+        plot=False,
+    )
+    report = run_evaluation(config, show_progress=False)
+    first, minilm, bm25, fused = report.results
+    assert fused.name == "ensemble:minilm+lex"
+    for qid, docs in first.run.items():
+        ranked = sorted(docs, key=lambda d: (-docs[d], d))
+        head = ranked[:depth]
+        parts = []
+        for member in (minilm, bm25):
+            x = np.array([member.run[qid][d] for d in head])
+            parts.append((x - x.mean()) / x.std())
+        mix = parts[0] + 0.5 * parts[1]
+        got = fused.run[qid]
+        order = sorted(got, key=lambda d: (-got[d], d))
+        assert [got[d] for d in head] == pytest.approx(mix.tolist(), abs=1e-9)
+        assert set(order[:depth]) == set(head) and order[depth:] == ranked[depth:]
+
+    bad = EvalConfig(dataset=str(scifact_slice), candidates="bm25s", systems=["bm25", "ensemble:bm25+minilm"])
+    with pytest.raises(ConfigError, match="'minilm' is not a system listed before it"):
+        run_evaluation(bad, show_progress=False)
+    with pytest.raises(ValueError, match="weights"):
+        EvalConfig(dataset=str(scifact_slice), candidates="bm25s", systems=["bm25", "ensemble:bm25+bm25,weights=1"])

@@ -62,6 +62,7 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
     rerank_mode = config.candidates is not None
     systems = [bind_system(spec, rerank_mode, config.cache_dir) for spec in specs]  # checked again, with cache_dir
     _check_unique([s.name for s in specs])
+    check_ensembles(specs)
 
     dataset = load_data(config)
     queries = dataset.judged_queries()
@@ -93,7 +94,9 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True) -> Report:
     for system in systems:
         reset_peak()  # each system's peak memory is its own (retrodistill.memory)
         start = time.perf_counter()
-        if system.build is None:
+        if system.spec.kind == "ensemble":
+            run = _fuse(system.spec, {r.name: r.run for r in results}, candidates if rerank_mode else None, config)
+        elif system.build is None:
             run = _read_run(system.spec)
         elif rerank_mode:
             reranker = system.build()
@@ -164,6 +167,35 @@ def truncated_measures(longest: int, measures: list[str], n_docs: int) -> dict[s
         if cutoff is not None and longest < min(cutoff, n_docs):
             limits[name] = longest
     return limits
+
+
+def check_ensembles(specs: list[SystemSpec]) -> None:
+    """Every ``ensemble:`` member must be a system listed before it (not the candidates row)."""
+    from retrodistill.eval.systems import ensemble_members
+
+    for i, spec in enumerate(specs):
+        if spec.kind != "ensemble":
+            continue
+        earlier = [s.name for s in specs[:i]]
+        for name in ensemble_members(spec).names:
+            if name not in earlier:
+                where = ", ".join(earlier) or "none"
+                raise ConfigError(
+                    f"{spec.name}: {name!r} is not a system listed before it (listed before: {where}); "
+                    "list each member as its own --system first, or give it a label and use that"
+                )
+
+
+def _fuse(spec: SystemSpec, runs: dict[str, Run], candidates: Run | None, config: EvalConfig) -> Run:
+    from retrodistill.eval.systems import ensemble_members
+    from retrodistill.teachers.ensemble import fuse_reranked, fuse_runs
+
+    members = ensemble_members(spec)
+    chosen = [runs[name] for name in members.names]
+    if candidates is None:
+        return fuse_runs(chosen, members.weights, members.method, members.k)
+    depth = config.depth or max((len(docs) for docs in candidates.values()), default=1)
+    return fuse_reranked(chosen, candidates, depth, members.weights, members.method, members.k)
 
 
 def _read_run(spec: SystemSpec) -> Run:

@@ -4,6 +4,9 @@ Retrieval mode: a RETRIEVERS spec (``bm25s``, ``dense:MODEL``, ``index:DIR``, ``
 Re-ranking mode: a student re-ranker (``dense:MODEL``, ``colbert:MODEL``), any teacher of TEACHERS
 (``cross-encoder:MODEL``, ``llm:MODEL,...``, with ``store=PATH`` to keep its scores), or ``run:PATH``.
 Every re-ranking system also takes ``interpolate=W`` (see ``retrodistill.retrieval.fusion``).
+Either mode: ``ensemble:A+B[,method=zscore|rrf,weights=W1/W2,k=60]`` fuses the runs of systems named
+earlier in the same evaluation (by name or label; ``retrodistill.teachers.ensemble``); re-ranking
+systems are fused over the candidates they re-scored only.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def system_kinds(rerank_mode: bool) -> list[str]:
     from retrodistill.teachers import TEACHERS
 
     kinds = [*RERANKERS.names(), *TEACHERS.names()] if rerank_mode else RETRIEVERS.names()
-    return [*kinds, "run"]
+    return [*kinds, "run", "ensemble"]
 
 
 def bind_system(spec: SystemSpec, rerank_mode: bool, cache_dir: str | None = None) -> BoundSystem:
@@ -40,6 +43,11 @@ def bind_system(spec: SystemSpec, rerank_mode: bool, cache_dir: str | None = Non
 
     weight = _interpolation(spec, rerank_mode)
     spec = replace(spec, options={k: v for k, v in spec.options.items() if k != "interpolate"})
+    if spec.kind == "ensemble":
+        ensemble_members(spec)
+        if weight is not None:
+            raise ConfigError(f"{spec.name}: interpolate= goes on its members, not on the ensemble")
+        return BoundSystem(spec, None, None)
     if spec.kind == "run":
         if not spec.arg:
             raise ConfigError("run needs a file: write run:PATH")
@@ -75,3 +83,40 @@ def _interpolation(spec: SystemSpec, rerank_mode: bool) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ConfigError(f"interpolate={value} for {spec.name}: give a weight in [0, 1], e.g. interpolate=0.3")
     return float(value)
+
+
+@dataclass(frozen=True)
+class EnsembleMembers:
+    """What ``ensemble:A+B,...`` asks for: the member names, one weight each, the method and RRF's k."""
+
+    names: list[str]
+    weights: list[float]
+    method: str
+    k: int
+
+
+def ensemble_members(spec: SystemSpec) -> EnsembleMembers:
+    """Check an ``ensemble:`` spec on its own (members are resolved by the evaluation, which knows the names)."""
+    from retrodistill.teachers.ensemble import METHODS
+
+    example = "ensemble:bm25+bi-encoder:sentence-transformers/all-MiniLM-L6-v2,method=zscore"
+    names = [n.strip() for n in (spec.arg or "").split("+")]
+    if len(names) < 2 or not all(names):
+        raise ConfigError(f"{spec.name}: name two or more systems of this evaluation joined by '+', e.g. {example}")
+    unknown = set(spec.options) - {"method", "weights", "k"}
+    if unknown:
+        raise ConfigError(f"{spec.name}: unknown option(s) {', '.join(sorted(unknown))}; it takes method, weights, k")
+    method = str(spec.options.get("method", "zscore"))
+    if method not in METHODS:
+        raise ConfigError(f"{spec.name}: method={method}; choose one of {', '.join(METHODS)}")
+    raw = spec.options.get("weights")
+    try:
+        weights = [1.0] * len(names) if raw is None else [float(w) for w in str(raw).split("/")]
+    except ValueError:
+        weights = []
+    if len(weights) != len(names) or any(w < 0 for w in weights) or not any(weights):
+        raise ConfigError(f"{spec.name}: weights={raw}; give {len(names)} weights >= 0 joined by '/', e.g. 1/0.5")
+    k = spec.options.get("k", 60)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"{spec.name}: k={k}; give RRF's k as a whole number >= 1, e.g. k=60")
+    return EnsembleMembers(names, weights, method, k)
