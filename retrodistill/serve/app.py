@@ -12,8 +12,7 @@ FastAPI's ``/docs`` and ``/openapi.json``. Every error is a JSON body
 work (key, body size and deadline, cost) are in ``retrodistill.serve.guard``.
 
 This module does not use ``from __future__ import annotations``: FastAPI reads endpoint annotations
-at run time, and the request model is built per app from the settings' limits (so /openapi.json
-documents them).
+at run time. The wire models are in ``retrodistill.serve.schemas``.
 """
 
 import asyncio
@@ -21,13 +20,12 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.exceptions import HTTPException
 
 from retrodistill import __version__
@@ -35,135 +33,22 @@ from retrodistill.serve.batching import MicroBatcher
 from retrodistill.serve.guard import KEY_MESSAGE, Guard, check_cost, key_status, scrub_paths, scrub_text
 from retrodistill.serve.hybrid import hybrid_hits
 from retrodistill.serve.metrics import Metrics
+from retrodistill.serve.schemas import (
+    Column,
+    CompareResponse,
+    ErrorResponse,
+    Health,
+    Hit,
+    QueryResult,
+    Readiness,
+    SearchResponse,
+    compare_model,
+    request_model,
+)
 from retrodistill.serve.settings import ENABLE, SYSTEMS, ServeSettings
 from retrodistill.serve.updates import add_update_routes
 
 log = logging.getLogger("retrodistill.serve")
-
-
-class ErrorResponse(BaseModel):
-    error: str = Field(description="what is wrong, in one line")
-    detail: Any = Field(None, description="validation details, when there are any")
-
-
-class Hit(BaseModel):
-    model_config = ConfigDict(from_attributes=True)  # built from the service's Result records, field by field
-
-    rank: int = Field(description="1-based position")
-    doc_id: str
-    score: float = Field(
-        description="ranking score: the re-ranker's or teacher's output when re-ranked, else retrieval_score"
-    )
-    retrieval_score: float = Field(
-        description="first-stage score: inner product of query and document embeddings (BM25 in a bm25 column); "
-        'with mode "hybrid" the fused score (rrf: sum of 1 / (rrf_k + rank) over BM25 and the student; '
-        "zscore: weight * z(student) + (1 - weight) * z(BM25)), unitless, higher = better"
-    )
-    title: str
-    snippet: str
-
-
-class QueryResult(BaseModel):
-    query: str
-    hits: list[Hit]
-
-
-class SearchResponse(BaseModel):
-    results: list[QueryResult] = Field(description="one entry per query, in request order")
-    k: int
-    reranked: bool
-    latency_ms: float = Field(description="time spent in the server on this request")
-
-
-class Column(BaseModel):
-    system: str = Field(description="bm25, student, reranker or teacher")
-    label: str = Field(description="what ranked this column, in words")
-    hits: list[Hit]
-    latency_ms: float = Field(
-        description="time to rank this column and read its documents (re-rankers: with the "
-        "student's first stage they re-rank)"
-    )
-
-
-class CompareResponse(BaseModel):
-    query: str
-    k: int
-    columns: list[Column] = Field(description="one per system, in request order")
-    latency_ms: float = Field(description="time spent in the server on this request")
-
-
-class Health(BaseModel):
-    status: str
-
-
-class Readiness(BaseModel):
-    status: str = Field(description="ready, loading or failed")
-    error: str | None = None
-
-
-def _request_model(settings: ServeSettings) -> type[BaseModel]:
-    query_text = Annotated[
-        str, StringConstraints(min_length=1, max_length=settings.max_query_chars, pattern=r"\S", strict=True)
-    ]
-
-    class SearchRequest(BaseModel):
-        """Give ``query`` (one string) or ``queries`` (a list); ``k`` results per query."""
-
-        model_config = ConfigDict(
-            extra="forbid",
-            json_schema_extra={"examples": [{"query": "how do vaccines work", "k": 10}]},
-        )
-
-        query: query_text | None = Field(None, description="one query (not blank)")
-        queries: list[query_text] | None = Field(
-            None, min_length=1, description=f"several queries, at most {settings.max_queries} (else 413)"
-        )
-        k: int = Field(settings.default_k, ge=1, le=settings.max_k, strict=True, description="results per query")
-        rerank: bool = Field(
-            False, strict=True, description="re-rank the top k with the server's cross-encoder (400 if none)"
-        )
-        mode: Literal["dense", "hybrid"] = Field(
-            "dense",
-            description="dense: the student's index; hybrid: BM25 and the student fused per query (400 unless the "
-            f"server runs with --bm25; each side's top max(k, {settings.hybrid_depth}) is fused)",
-        )
-        fusion: Literal["rrf", "zscore"] | None = Field(
-            None, description=f"with mode hybrid: rrf or zscore (default {settings.hybrid_fusion})"
-        )
-
-        @model_validator(mode="after")
-        def _one_of(self) -> "SearchRequest":
-            if (self.query is None) == (self.queries is None):
-                raise ValueError("give exactly one of 'query' or 'queries'")
-            if self.fusion is not None and self.mode != "hybrid":
-                raise ValueError("'fusion' applies only with mode 'hybrid'")
-            return self
-
-    return SearchRequest
-
-
-def _compare_model(settings: ServeSettings) -> type[BaseModel]:
-    system_name = Annotated[str, StringConstraints(min_length=1, max_length=40, strict=True)]
-
-    class CompareRequest(BaseModel):
-        """One ``query``, ``k`` results from each of ``systems`` (default: every one the server offers)."""
-
-        model_config = ConfigDict(
-            extra="forbid", json_schema_extra={"examples": [{"query": "how do vaccines work", "k": 10}]}
-        )
-
-        query: Annotated[
-            str, StringConstraints(min_length=1, max_length=settings.max_query_chars, pattern=r"\S", strict=True)
-        ]
-        k: int = Field(settings.default_k, ge=1, le=settings.max_k, strict=True, description="results per column")
-        systems: list[system_name] | None = Field(
-            None,
-            min_length=1,
-            max_length=len(SYSTEMS),
-            description=f"columns, in order, from {', '.join(SYSTEMS)} (400 for one the server does not offer)",
-        )
-
-    return CompareRequest
 
 
 def _labels(settings: ServeSettings) -> dict[str, str]:
@@ -216,8 +101,8 @@ def create_app(
 
     metrics = Metrics()
     state = _State(settings, metrics)
-    SearchRequest = _request_model(settings)
-    CompareRequest = _compare_model(settings)
+    SearchRequest = request_model(settings)
+    CompareRequest = compare_model(settings)
     labels = _labels(settings)
     errors = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503)}
 
