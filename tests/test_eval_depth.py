@@ -155,5 +155,7 @@ def test_an_ensemble_row_fuses_the_members_z_scores_over_the_re_scored_candidate
     bad = EvalConfig(dataset=str(scifact_slice), candidates="bm25s", systems=["bm25", "ensemble:bm25+minilm"])
     with pytest.raises(ConfigError, match="'minilm' is not a system listed before it"):
         run_evaluation(bad, show_progress=False)
-    with pytest.raises(ValueError, match="weights"):
-        EvalConfig(dataset=str(scifact_slice), candidates="bm25s", systems=["bm25", "ensemble:bm25+bm25,weights=1"])
+    for weights in ("1", "nan/1", "inf/1", "-1/1", "0/0"):
+        with pytest.raises(ValueError, match="weights"):
+            spec = f"ensemble:bm25+bm25,weights={weights}"
+            EvalConfig(dataset=str(scifact_slice), candidates="bm25s", systems=["bm25", spec])

@@ -11,6 +11,7 @@ systems are fused over the candidates they re-scored only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -114,7 +115,7 @@ def ensemble_members(spec: SystemSpec) -> EnsembleMembers:
         weights = [1.0] * len(names) if raw is None else [float(w) for w in str(raw).split("/")]
     except ValueError:
         weights = []
-    if len(weights) != len(names) or any(w < 0 for w in weights) or not any(weights):
+    if len(weights) != len(names) or not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
         raise ConfigError(f"{spec.name}: weights={raw}; give {len(names)} weights >= 0 joined by '/', e.g. 1/0.5")
     k = spec.options.get("k", 60)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
