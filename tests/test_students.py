@@ -126,3 +126,43 @@ def test_saved_student_loads_in_plain_sentence_transformers(scifact_slice, bm25_
     init = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2").encode(TEXTS, normalize_embeddings=True)
     assert not np.allclose(plain, init, atol=1e-4), "training should have moved the weights"
     assert json.loads((tmp_path / "s" / "config.json").read_text())["config"]["group_size"] == 4
+
+
+def _saved_bytes(backbone, features) -> int:
+    """Bytes the autograd graph keeps for the backward pass of one forward (outside checkpointed regions)."""
+    import torch
+
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        backbone(**features).last_hidden_state.sum()
+    return total
+
+
+def test_activation_checkpointing_keeps_a_fraction_and_trains_the_same(scifact_slice, bm25_store, tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoTokenizer
+
+    from retrodistill.training.common import checkpoint_activations
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    features = AutoTokenizer.from_pretrained(name)(TEXTS * 8, padding="max_length", max_length=64, return_tensors="pt")
+    backbone = AutoModel.from_pretrained(name).train()
+    full = _saved_bytes(backbone, features)
+    checkpoint_activations(backbone)
+    kept = _saved_bytes(backbone, features)
+    # Only each of the 6 layers' input (16 x 64 x 384 floats) and what the embeddings keep remain.
+    assert kept < full / 4, (kept, full)
+    assert kept >= 6 * 16 * 64 * 384 * 4
+
+    plain = train_student(StudentConfig(**_config(scifact_slice, bm25_store, tmp_path / "a", max_steps=2)), False)
+    on = _config(scifact_slice, bm25_store, tmp_path / "b", max_steps=2, activation_checkpointing=True)
+    checkpointed = train_student(StudentConfig(**on), False)
+    a = SentenceTransformer(str(plain.model_dir)).encode(TEXTS)
+    b = SentenceTransformer(str(checkpointed.model_dir)).encode(TEXTS)
+    np.testing.assert_allclose(a, b, atol=1e-5)

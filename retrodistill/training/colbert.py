@@ -17,7 +17,7 @@ from retrodistill.precision import resolve_precision
 from retrodistill.specs import SystemSpec
 from retrodistill.students.colbert import ColBERT, maxsim
 from retrodistill.training.checkpoint import Checkpoints, write_dir
-from retrodistill.training.common import TrainResult, final_eval, plot_curve, prepare
+from retrodistill.training.common import TrainResult, checkpoint_activations, final_eval, plot_curve, prepare
 from retrodistill.training.config import StudentConfig
 from retrodistill.training.groups import StudentExample
 from retrodistill.training.objective import mix_losses
@@ -38,6 +38,8 @@ def train_colbert(config: StudentConfig, show_progress: bool = True):
         dim=config.colbert_dim,
         init=config.colbert_init,
     )
+    if config.activation_checkpointing:
+        checkpoint_activations(model.encoder)
     per_epoch = math.ceil(len(examples) / config.batch_size)
     total = config.max_steps or max(1, int(per_epoch * config.epochs))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)

@@ -33,6 +33,16 @@ class TrainResult:
     metrics: dict[str, float]
 
 
+def checkpoint_activations(backbone) -> None:
+    """Keep only each layer's input of a transformers ``backbone`` for the backward pass and recompute the rest
+    there (non-reentrant, so every parameter gets its gradient); by the name this transformers version uses."""
+    enable = getattr(backbone, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def prepare(config: StudentConfig) -> tuple[Dataset, list[StudentExample]]:
     """Everything that can fail on bad input, checked before any model is loaded."""
     out = Path(config.output)

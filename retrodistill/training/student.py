@@ -14,7 +14,14 @@ from retrodistill.precision import resolve_precision
 from retrodistill.retrieval.first_stage import first_stage
 from retrodistill.specs import SystemSpec
 from retrodistill.training.checkpoint import write_dir
-from retrodistill.training.common import TrainResult, final_eval, last_complete_checkpoint, plot_curve, prepare
+from retrodistill.training.common import (
+    TrainResult,
+    checkpoint_activations,
+    final_eval,
+    last_complete_checkpoint,
+    plot_curve,
+    prepare,
+)
 from retrodistill.training.config import StudentConfig
 from retrodistill.training.distributed import backend, launch, per_process_batch, ranks_agree
 
@@ -52,6 +59,8 @@ def train_bi_encoder(config: StudentConfig, show_progress: bool = True) -> Train
 
     model = SentenceTransformer(config.model)
     model.max_seq_length = config.max_seq_length
+    if config.activation_checkpointing:
+        checkpoint_activations(model[0].auto_model)
     loss = ScoreDistillationLoss(model, config.loss, config.student_scale, config.temperature, config.teacher_norm)
     evaluator = _evaluator(config) if config.eval_dataset and config.eval_steps else None
     ckpt_dir = out / "checkpoints"
