@@ -54,7 +54,8 @@ chromium:
 # BM25 / student init / teacher re-ranking the top-10 / student, then index the student and answer one
 # query over HTTP. Precision is `auto`: bfloat16 only on CPUs with AVX512-BF16/AMX (or a GPU), float32
 # elsewhere; RETRODISTILL_PRECISION=float32 forces float32. Measured on a fresh clone of an idle 2-core CPU in
-# float32: 20 min 14 s, install included, peak RSS 7.1 GiB (README "make demo"; a loaded machine takes longer).
+# float32: 20 min 14 s, install included, peak RSS 7.1 GiB; with the student's activation checkpointing
+# (now in the demo config) its training step peaks at 2.9 GiB (README "make demo"; a loaded machine takes longer).
 # Run again, it re-uses every stage. The full benchmark:
 #   python eval/ablation.py eval/configs/students/scifact-ablation.json
 demo: $(STAMP) irds
