@@ -81,6 +81,9 @@ def test_output_folder_of_another_config_is_refused(scifact_slice, bm25_store, t
     older = {k: v for k, v in config.model_dump().items() if k != "teacher_interpolate"}  # before the key existed
     (tmp_path / "a" / "config.json").write_text(json.dumps({"config": older}))
     prepare(config)
+    # Switching activation checkpointing leaves the weights as they are, so the run may resume with it flipped.
+    (tmp_path / "a" / "config.json").write_text(json.dumps({"config": {**older, "activation_checkpointing": True}}))
+    prepare(config)
     (tmp_path / "a" / "config.json").write_text(json.dumps({"config": {**older, "lr": 1e-3}}))
     with pytest.raises(ConfigError, match="holds a training run with a different config"):
         prepare(config)
@@ -166,3 +169,12 @@ def test_activation_checkpointing_keeps_a_fraction_and_trains_the_same(scifact_s
     a = SentenceTransformer(str(plain.model_dir)).encode(TEXTS)
     b = SentenceTransformer(str(checkpointed.model_dir)).encode(TEXTS)
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_activation_checkpointing_on_a_model_without_it_is_one_clear_error():
+    import torch
+
+    from retrodistill.training.common import checkpoint_activations
+
+    with pytest.raises(ConfigError, match="activation_checkpointing: Linear does not support it; set it to false"):
+        checkpoint_activations(torch.nn.Linear(2, 2))

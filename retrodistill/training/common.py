@@ -33,9 +33,18 @@ class TrainResult:
     metrics: dict[str, float]
 
 
+# Config keys that change a run's memory or time but not its weights: a run resumes with them changed.
+RESUME_FREE_KEYS = frozenset({"activation_checkpointing"})
+
+
 def checkpoint_activations(backbone) -> None:
     """Keep only each layer's input of a transformers ``backbone`` for the backward pass and recompute the rest
     there (non-reentrant, so every parameter gets its gradient); by the name this transformers version uses."""
+    if not getattr(backbone, "supports_gradient_checkpointing", False):
+        raise ConfigError(
+            f"student.activation_checkpointing: {type(backbone).__name__} does not support it; "
+            "set it to false (or pick a transformers model that does)"
+        )
     enable = getattr(backbone, "activation_checkpointing_enable", None)
     if enable is not None:
         enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -51,6 +60,7 @@ def prepare(config: StudentConfig) -> tuple[Dataset, list[StudentExample]]:
         old = json.loads(previous.read_text()).get("config") or {}
         defaults = {name: field.default for name, field in StudentConfig.model_fields.items()}
         new = {k: v for k, v in config.model_dump().items() if k in old or v != defaults.get(k)}
+        old, new = ({k: v for k, v in d.items() if k not in RESUME_FREE_KEYS} for d in (old, new))
         if old != new:  # keys a newer version added count as equal while they hold their defaults
             raise ConfigError(
                 f"{out} holds a training run with a different config; use a new output folder or delete it"

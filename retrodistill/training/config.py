@@ -69,7 +69,7 @@ class StudentConfig(BaseModel):
         False,
         description="keep only each layer's input for the backward pass and recompute the rest: the training "
         "step's activations, most of its memory, shrink several-fold (peak RSS 0.46x measured on CPU) for ~10% "
-        "more time per step; the weights come out the same",
+        "more time per step; the weights come out the same, so a run resumes with it switched",
     )
     precision: Precision = Field(
         "auto",
