@@ -200,6 +200,52 @@ def test_round_trip_filter_keeps_queries_whose_source_bm25_finds(scifact_slice):
     assert wide.ranks["bad"] == rank_of_a and wide.ranks["good"] == 1
 
 
+META = [
+    "What specific cellular processes does this passage address?",
+    "The passage provides insight into the genetic basis of inherited disorders",
+    "What does the study suggest about how overexpression of MUC1 activates NF-kB?",
+    "What are the primary issues that the authors address?",
+    "Write a question about mTOR signaling and MDSC regulation.",
+    "A question that can be answered by the passage.",
+    "What is the answer to this question: how does IL-10 regulate RSV?",
+    "The answer is that statins lower LDL cholesterol.",
+]
+SUBJECT = [
+    "How does Rab1 facilitate autophagy?",
+    "Is there a study that shows N-end rule pathway regulation of plant cell survival?",
+    "What genetic alterations are present in the PI3K/Akt pathway in thyroid cancer?",
+    "Which question do patients ask most about textile allergies?",
+    "Statins lower LDL cholesterol in patients with type 2 diabetes.",
+    "Authors of clinical trials underreport adverse events.",
+]
+
+
+def test_meta_filter_drops_queries_about_the_passage_and_instruction_echoes(corpus_file, tmp_path):
+    from retrodistill.generation.config import GenerateConfig
+    from retrodistill.generation.filter import is_meta_query, meta_filter
+    from retrodistill.generation.store import GeneratedQuery
+    from retrodistill.training.pseudo_queries import pseudo_queries
+
+    assert [q for q in META if not is_meta_query(q)] == []
+    assert [q for q in SUBJECT if is_meta_query(q)] == []
+    queries = [GeneratedQuery(f"q{i}", f"d{i}", t, 0, "m", "m@1", "gpl", "h", 0) for i, t in enumerate(META + SUBJECT)]
+    result = meta_filter(queries)
+    assert [q.text for q in result.kept] == SUBJECT
+    assert result.kept_fraction == len(SUBJECT) / len(queries) and result.ranks["q0"] is None
+
+    # in the chain: a store already holding every passage's query (no LLM load), filtered, then exported
+    config = GenerateConfig(passages=None, meta_filter=True, **SETTINGS)
+    corpus = load_corpus(str(corpus_file))
+    texts = dict(zip(corpus, (META + SUBJECT) * 3, strict=False))
+    with QueryStore(tmp_path / "queries.sqlite", config.generator().spec) as store:
+        store.add([(doc_id, 0, text) for doc_id, text in texts.items()])
+    made = pseudo_queries(str(corpus_file), config, tmp_path, show_progress=False)
+    wanted = [t for t in texts.values() if not is_meta_query(t)]
+    exported = [json.loads(line)["text"] for line in (made.folder / "queries.jsonl").read_text().splitlines()]
+    assert (made.kept, made.meta_kept, made.filtered) == (len(texts), len(wanted), len(wanted))
+    assert sorted(exported) == sorted(wanted) and made.kept_fraction == 1.0
+
+
 def test_a_template_mix_draws_one_template_per_attempt_by_seed():
     mix = QueryGenerator(template="gpl+finding", seed=5)
     assert [t.name for t in mix.templates] == ["gpl", "finding"]

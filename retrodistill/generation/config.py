@@ -14,7 +14,9 @@ class GenerateConfig(BaseModel):
 
     ``round_trip`` names a first stage (e.g. ``bm25s``) that searches the whole corpus with each query;
     the query is kept only when its source passage ranks in the top ``round_trip_k`` (Promptagator's
-    consistency filter). Which passage is a query's positive is the student's choice (``positives``).
+    consistency filter). ``meta_filter`` drops queries about the passage rather than its subject and
+    answers that echo the instruction (``retrodistill.generation.filter.is_meta_query``), before the
+    round trip. Which passage is a query's positive is the student's choice (``positives``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -30,6 +32,7 @@ class GenerateConfig(BaseModel):
     temperature: float = Field(0.8, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
     max_passage_tokens: int = Field(200, ge=8)
+    meta_filter: bool = False
     round_trip: str | None = None
     round_trip_k: int = Field(20, ge=1)
 

@@ -1,8 +1,14 @@
-"""Round-trip consistency filter: keep a generated query only if its source passage comes back in the
-top ``k`` of a first-stage retriever (BM25 by default) searching the whole corpus with it."""
+"""Filters on generated queries.
+
+``round_trip_filter`` (Promptagator's consistency filter): keep a query only if its source passage comes back
+in the top ``k`` of a first-stage retriever (BM25 by default) searching the whole corpus with it.
+``meta_filter``: drop queries about the passage rather than its subject ("What does this passage say
+about ...", "The study shows ...") and answers that echo the instruction ("Write a question about ...").
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +29,34 @@ class FilterResult:
     @property
     def kept_fraction(self) -> float:
         return len(self.kept) / len(self.ranks) if self.ranks else 0.0
+
+
+_DEIXIS = re.compile(
+    r"\b(?:this|the|that|above|given|following)\s+"
+    r"(?:passage|text|article|paper|study|abstract|excerpt|document|author|authors|snippet)s?\b",
+    re.IGNORECASE,
+)
+_ECHO = re.compile(
+    r"\b(?:write|generate|ask|create)\s+(?:a|one|another)\s+(?:search\s+)?(?:question|query)\b"
+    r"|\b(?:a|one|another|the|this|plausible|specific)\s+(?:search\s+)?(?:question|query)\s+"
+    r"(?:that|about|which|for|on|goes|does)\b"
+    r"|\banswer\s+to\s+(?:this|the)\s+(?:question|passage)\b|^\s*the\s+answer\b",
+    re.IGNORECASE,
+)
+
+
+def is_meta_query(text: str) -> bool:
+    """True when ``text`` talks about its source (``this passage``, ``the study``, ``the authors``) or echoes
+    the instruction (``Write a question about ...``, ``The answer to this question is ...``): a searcher who
+    has not read the passage would not type it."""
+    return bool(_DEIXIS.search(text) or _ECHO.search(text))
+
+
+def meta_filter(queries: Sequence[GeneratedQuery]) -> FilterResult:
+    """Keep the queries that are not ``is_meta_query``; ``ranks`` is 1 for a kept query, None for a dropped one."""
+    kept = [q for q in queries if not is_meta_query(q.text)]
+    names = {q.query_id for q in kept}
+    return FilterResult(kept, {q.query_id: 1 if q.query_id in names else None for q in queries}, 1)
 
 
 def round_trip_filter(

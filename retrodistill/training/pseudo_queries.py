@@ -24,14 +24,16 @@ log = logging.getLogger("retrodistill.generation")
 class PseudoQueries:
     """Where the generated training set is and what making it cost.
 
-    ``attempts`` asked for; ``kept`` after dropping empty and duplicate answers; ``filtered`` after the
-    round-trip filter (equal to ``kept`` without one); ``seconds`` of generation and of filtering.
+    ``attempts`` asked for; ``kept`` after dropping empty and duplicate answers; ``meta_kept`` after the
+    meta filter and ``filtered`` after the round-trip filter (each equal to the count before it when that
+    filter is off); ``seconds`` of generation and of filtering.
     """
 
     folder: Path
     split: str
     attempts: int
     kept: int
+    meta_kept: int
     filtered: int
     generate_seconds: float
     filter_seconds: float
@@ -39,7 +41,8 @@ class PseudoQueries:
 
     @property
     def kept_fraction(self) -> float:
-        return self.filtered / self.kept if self.kept else 0.0
+        """Of the queries the round trip saw (after the meta filter), the share it kept."""
+        return self.filtered / self.meta_kept if self.meta_kept else 0.0
 
 
 def check_corpus(spec: str) -> None:
@@ -110,33 +113,40 @@ def pseudo_queries(
     wanted = {doc.doc_id for doc in passages}
     queries = [q for q in queries if q.doc_id in wanted and q.sample < config.per_passage]
     kept, filter_seconds = queries, 0.0
+    if config.meta_filter:
+        from retrodistill.generation.filter import meta_filter
+
+        kept = meta_filter(queries).kept
+        log.info("meta filter: kept %d of %d queries", len(kept), len(queries))
+    meta_kept = len(kept)
     if config.round_trip:
         from retrodistill.generation.filter import round_trip_filter
         from retrodistill.retrieval.first_stage import bind_retriever
 
         started = time.perf_counter()
         result = round_trip_filter(
-            queries, corpus, config.round_trip_k, bind_retriever(config.round_trip).build(), show_progress
+            kept, corpus, config.round_trip_k, bind_retriever(config.round_trip).build(), show_progress
         )
         kept, filter_seconds = result.kept, time.perf_counter() - started
         log.info(
             "round-trip filter (%s, top %d): kept %d of %d queries (%.1f%%)",
             config.round_trip,
             config.round_trip_k,
-            len(kept),
-            len(queries),
+            len(result.kept),
+            meta_kept,
             100 * result.kept_fraction,
         )
     if not kept:
         from retrodistill.errors import DataError
 
-        raise DataError("no generated query is left to train on; generate more or relax the round-trip filter")
+        raise DataError("no generated query is left to train on; generate more, or relax the meta or round-trip filter")
     folder = export_queries(kept, corpus, work / "generated")
     return PseudoQueries(
         folder,
         SPLIT,
         counts["attempts"],
         len(queries),
+        meta_kept,
         len(kept),
         generate_seconds,
         filter_seconds,
