@@ -52,11 +52,9 @@ def is_meta_query(text: str) -> bool:
     return bool(_DEIXIS.search(text) or _ECHO.search(text))
 
 
-def meta_filter(queries: Sequence[GeneratedQuery]) -> FilterResult:
-    """Keep the queries that are not ``is_meta_query``; ``ranks`` is 1 for a kept query, None for a dropped one."""
-    kept = [q for q in queries if not is_meta_query(q.text)]
-    names = {q.query_id for q in kept}
-    return FilterResult(kept, {q.query_id: 1 if q.query_id in names else None for q in queries}, 1)
+def meta_filter(queries: Sequence[GeneratedQuery]) -> list[GeneratedQuery]:
+    """The queries that are not ``is_meta_query``, in input order."""
+    return [q for q in queries if not is_meta_query(q.text)]
 
 
 def round_trip_filter(

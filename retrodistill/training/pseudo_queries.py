@@ -116,7 +116,7 @@ def pseudo_queries(
     if config.meta_filter:
         from retrodistill.generation.filter import meta_filter
 
-        kept = meta_filter(queries).kept
+        kept = meta_filter(queries)
         log.info("meta filter: kept %d of %d queries", len(kept), len(queries))
     meta_kept = len(kept)
     if config.round_trip:
