@@ -267,7 +267,7 @@ def run_distill(config: DistillConfig, show_progress: bool = True) -> DistillRes
             queries_per_s=round(made.queries_per_s, 3) if made.queries_per_s else None,
         )
         if config.generate.meta_filter:
-            stages.add("meta filter", 0.0, kept=made.meta_kept, fraction=round(made.meta_kept / max(made.kept, 1), 3))
+            stages.add("meta filter", made.meta_seconds, kept=made.meta_kept, fraction=round(made.meta_fraction, 3))
         if config.generate.round_trip:
             stages.add(
                 "round-trip filter", made.filter_seconds, kept=made.filtered, fraction=round(made.kept_fraction, 3)

@@ -242,6 +242,17 @@ def test_meta_filter_drops_queries_about_the_passage_and_instruction_echoes(corp
     exported = [json.loads(line)["text"] for line in (made.folder / "queries.jsonl").read_text().splitlines()]
     assert (made.kept, made.meta_kept, made.filtered) == (len(texts), len(wanted), len(wanted))
     assert sorted(exported) == sorted(wanted) and made.kept_fraction == 1.0
+    assert made.meta_fraction == len(wanted) / len(texts)
+
+    # a store of meta queries only: one clear error naming the key, and the generated queries stay stored
+    only_meta = tmp_path / "only-meta"
+    only_meta.mkdir()
+    with QueryStore(only_meta / "queries.sqlite", config.generator().spec) as store:
+        store.add([(doc_id, 0, META[i % len(META)] + f" ({i})") for i, doc_id in enumerate(corpus)])
+    with pytest.raises(DataError, match=r"none passed the filters.*generate\.meta_filter"):
+        pseudo_queries(str(corpus_file), config, only_meta, show_progress=False)
+    assert len(QueryStore.open(only_meta / "queries.sqlite").queries()) == len(corpus)
+    assert not (only_meta / "generated").exists()
 
 
 def test_a_template_mix_draws_one_template_per_attempt_by_seed():

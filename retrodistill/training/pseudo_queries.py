@@ -26,7 +26,7 @@ class PseudoQueries:
 
     ``attempts`` asked for; ``kept`` after dropping empty and duplicate answers; ``meta_kept`` after the
     meta filter and ``filtered`` after the round-trip filter (each equal to the count before it when that
-    filter is off); ``seconds`` of generation and of filtering.
+    filter is off); ``seconds`` of generation and of each filter.
     """
 
     folder: Path
@@ -38,6 +38,12 @@ class PseudoQueries:
     generate_seconds: float
     filter_seconds: float
     queries_per_s: float | None
+    meta_seconds: float = 0.0
+
+    @property
+    def meta_fraction(self) -> float:
+        """Of the kept queries, the share the meta filter kept (1.0 without it)."""
+        return self.meta_kept / self.kept if self.kept else 0.0
 
     @property
     def kept_fraction(self) -> float:
@@ -112,11 +118,13 @@ def pseudo_queries(
     generate_seconds = time.perf_counter() - started
     wanted = {doc.doc_id for doc in passages}
     queries = [q for q in queries if q.doc_id in wanted and q.sample < config.per_passage]
-    kept, filter_seconds = queries, 0.0
+    kept, filter_seconds, meta_seconds = queries, 0.0, 0.0
     if config.meta_filter:
         from retrodistill.generation.filter import meta_filter
 
+        started = time.perf_counter()
         kept = meta_filter(queries)
+        meta_seconds = time.perf_counter() - started
         log.info("meta filter: kept %d of %d queries", len(kept), len(queries))
     meta_kept = len(kept)
     if config.round_trip:
@@ -139,7 +147,10 @@ def pseudo_queries(
     if not kept:
         from retrodistill.errors import DataError
 
-        raise DataError("no generated query is left to train on; generate more, or relax the meta or round-trip filter")
+        raise DataError(
+            f"no generated query is left to train on ({len(queries)} generated, none passed the filters); "
+            "generate more, or set generate.meta_filter to false / raise generate.round_trip_k"
+        )
     folder = export_queries(kept, corpus, work / "generated")
     return PseudoQueries(
         folder,
@@ -151,4 +162,5 @@ def pseudo_queries(
         generate_seconds,
         filter_seconds,
         counts["queries_per_s"] or None,
+        meta_seconds,
     )
