@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[all,dev,pyserini,ray,qdrant,onnx]'
+	$(BIN)/pip install -q -e '.[all,dev,pyserini,ray,qdrant,onnx,openvino]'
 	$(BIN)/pip install -q --no-deps pyserini==0.22.1
 	touch $@
 

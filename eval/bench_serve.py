@@ -266,6 +266,8 @@ SYSTEMS = {
     "batched onnx": ("onnx", 32),
     "naive onnx-int8": ("onnx-int8", 1),
     "batched onnx-int8": ("onnx-int8", 32),
+    "naive openvino": ("openvino", 1),
+    "batched openvino": ("openvino", 32),
 }
 
 

@@ -70,6 +70,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "qdrant_client": ("qdrant-client", "qdrant"),
     "onnxruntime": ("onnxruntime", "onnx"),
     "onnx": ("onnx", "onnx"),
+    "openvino": ("openvino", "openvino"),
 }
 # faiss-cpu and faiss-gpu-cu12 both own the `faiss` module: the fix offers both and says to pick one.
 FAISS_FIX = "pip install 'retrodistill[faiss]' (CPU) or 'retrodistill[gpu]' (CUDA 12); choose one, never both"

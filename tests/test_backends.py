@@ -1,8 +1,9 @@
 """Inference backends and length buckets: the bucketed torch path against sentence-transformers' own
-``encode``, ONNX float against torch, int8 close but different, the export cache and its checksum."""
+``encode``, ONNX and OpenVINO float against torch, int8 close but different, the export cache and its checksum."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 
@@ -13,6 +14,8 @@ from retrodistill.errors import ConfigError
 from retrodistill.inference.buckets import bucket_length, length_batches
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+FLOAT_ENGINES = {"onnx"} | ({"openvino"} if importlib.util.find_spec("openvino") else set())
+"""The float engines ``auto`` can measure here besides torch."""
 
 
 def _texts(scifact_slice) -> list[str]:
@@ -85,6 +88,22 @@ def test_onnx_float_equals_torch_and_int8_is_close_but_other(tmp_path, monkeypat
         BiEncoder(MODEL, backend="onnx").encode_queries(["damaged"])
 
 
+def test_openvino_runs_the_same_export_with_torchs_vectors(tmp_path, monkeypatch, bi_encoder, scifact_slice):
+    pytest.importorskip("openvino")
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path / "cache"))
+    texts = _texts(scifact_slice)
+    openvino = BiEncoder(MODEL, batch_size=32, backend="openvino")
+    vectors = openvino.encode_passages(texts)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, bi_encoder.encode_passages(texts), atol=2e-5)  # float32, not bfloat16
+    assert openvino.fingerprint() == bi_encoder.fingerprint()
+    BiEncoder(MODEL, backend="onnx").encode_queries(["shared"])
+    graphs = [p.relative_to(tmp_path) for p in (tmp_path / "cache" / "onnx").rglob("*.onnx")]
+    assert len(graphs) == 1 and graphs[0].name == "model.onnx"  # one export, both engines read it
+
+
 def test_auto_measures_and_keeps_a_float_backend(tmp_path, monkeypatch, scifact_slice, bi_encoder):
     pytest.importorskip("onnxruntime")
     from retrodistill.students.bi_encoder import BiEncoder
@@ -93,8 +112,8 @@ def test_auto_measures_and_keeps_a_float_backend(tmp_path, monkeypatch, scifact_
     encoder = BiEncoder(MODEL, batch_size=32, backend="auto")
     texts = _texts(scifact_slice)[:10]
     np.testing.assert_allclose(encoder.encode_queries(texts), bi_encoder.encode_queries(texts), atol=2e-5)
-    assert encoder.backend in ("torch", "onnx")
-    assert set(encoder.backend_report) == {"torch", "onnx"}
+    assert encoder.backend in {"torch"} | FLOAT_ENGINES
+    assert set(encoder.backend_report) == {"torch"} | FLOAT_ENGINES
     assert all(isinstance(v, float) and v > 0 for v in encoder.backend_report.values())
     assert encoder.settings()["backend"] == encoder.backend  # workers get the measured choice
 
@@ -133,8 +152,12 @@ def test_cross_encoder_onnx_scores_equal_torch_and_int8_keeps_the_order(
     quantised = np.array(int8._score_pairs(pairs))
     assert spearmanr(quantised, reference).statistic > 0.9
     assert int8.spec.fingerprint() != torch_teacher.spec.fingerprint()
-    with pytest.raises(ConfigError, match="cross-encoder backend must be one of auto, torch, onnx, onnx-int8"):
+    with pytest.raises(ConfigError, match="backend must be one of auto, torch, onnx, onnx-int8, openvino"):
         CrossEncoderTeacher(str(cross_encoder_dir), backend="tensorrt")
+    if "openvino" in FLOAT_ENGINES:
+        openvino = CrossEncoderTeacher(str(cross_encoder_dir), device="cpu", backend="openvino")
+        np.testing.assert_allclose(np.array(openvino._score_pairs(pairs)), reference, atol=1e-3)
+        assert openvino.spec.fingerprint() == torch_teacher.spec.fingerprint()
 
 
 def test_cross_encoder_auto_times_both_engines_and_keeps_torchs_scores(
@@ -154,19 +177,20 @@ def test_cross_encoder_auto_times_both_engines_and_keeps_torchs_scores(
     auto = bind_teacher(parse_spec(f"cross-encoder:{cross_encoder_dir},backend=auto,dtype=float32")).build()
     scores = np.array(auto._score_pairs(pairs))
     report = auto.backend_report
-    assert set(report) == {"torch", "onnx"} and all(isinstance(v, float) for v in report.values())
-    assert auto.engine == min(report, key=report.__getitem__)  # the faster of the two measured
+    assert set(report) == {"torch"} | FLOAT_ENGINES and all(isinstance(v, float) for v in report.values())
+    assert auto.engine == min(report, key=report.__getitem__)  # the fastest measured
     np.testing.assert_allclose(scores, reference, atol=1e-4)
     assert auto.spec.fingerprint() == torch_teacher.spec.fingerprint()  # either engine, the same store
 
     def cannot_trace(*args, **kwargs):
         raise RuntimeError("unsupported operator aten::made_up")
 
-    monkeypatch.setattr(onnx_module, "OnnxGraph", cannot_trace)
+    monkeypatch.setattr(onnx_module, "exported_graph", cannot_trace)
     fallback = CrossEncoderTeacher(str(cross_encoder_dir), dtype="float32", device="cpu", backend="auto")
     np.testing.assert_allclose(fallback._score_pairs(pairs[:3]), reference[:3], atol=1e-5)
     assert fallback.engine == "torch"
-    assert fallback.backend_report["onnx"].startswith("export failed: RuntimeError: unsupported operator")
+    for engine in FLOAT_ENGINES:
+        assert fallback.backend_report[engine].startswith("export failed: RuntimeError: unsupported operator")
     bf16 = CrossEncoderTeacher(str(cross_encoder_dir), dtype="bfloat16", device="cpu", backend="auto")
     bf16._score_pairs(pairs[:1])
     assert bf16.engine == "torch" and "bfloat16" in bf16.backend_report["torch"]  # ONNX would change its scores
@@ -206,9 +230,11 @@ def test_auto_serves_on_torch_when_the_export_fails(monkeypatch, bi_encoder):
     def cannot_trace(*args, **kwargs):
         raise RuntimeError("unsupported operator aten::made_up")
 
-    monkeypatch.setattr(onnx_module, "OnnxGraph", cannot_trace)
+    monkeypatch.setattr(onnx_module, "exported_graph", cannot_trace)
     encoder = BiEncoder(MODEL, backend="auto")
     vectors = encoder.encode_queries(["vitamin d and bone density"])
     np.testing.assert_allclose(vectors, bi_encoder.encode_queries(["vitamin d and bone density"]), atol=2e-5)
     assert encoder.backend == "torch"
-    assert encoder.backend_report["onnx"].startswith("export failed: RuntimeError: unsupported operator")
+    assert set(encoder.backend_report) == FLOAT_ENGINES  # every engine failed, each with its reason
+    for engine in FLOAT_ENGINES:
+        assert encoder.backend_report[engine].startswith("export failed: RuntimeError: unsupported operator")

@@ -1,13 +1,14 @@
 """Inference backends of a bi-encoder: which engine runs the forward pass, and ``auto``'s measured choice.
 
 ``torch`` runs the sentence-transformers modules; ``onnx`` runs the same transformer exported to ONNX
-Runtime (float32: the same vectors within 1e-6); ``onnx-int8`` runs it quantised to int8 (smaller and
+Runtime (float32: the same vectors within 1e-6); ``openvino`` runs that exported graph on OpenVINO Runtime
+(float32: the same vectors within ~1e-5); ``onnx-int8`` runs it quantised to int8 (smaller and
 usually faster, vectors change: measure the metric before serving it). Dynamic int8 scales activations
 per batch, so a text's int8 vector also moves a little (~1e-2) with the texts it is batched with.
 ``auto`` times the float backends that load here on the workload's first texts (or short queries) at batch
 1 and up to 16 and keeps the fastest whose vectors match torch's (cosine >= 0.9999); int8 is never picked by
 ``auto``, since it trades quality for speed.
-On a GPU ``auto`` is torch: ONNX Runtime runs here on CPU only.
+On a GPU ``auto`` is torch: ONNX Runtime and OpenVINO run here on CPU only.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from retrodistill.errors import ConfigError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
+FLOAT_ENGINES = ("onnx", "openvino")
+"""The engines ``auto`` measures against torch: float32, so the same vectors."""
 BACKENDS: dict[str, str] = {
-    "auto": "the fastest float backend measured at load (torch or onnx)",
+    "auto": "the fastest float backend measured at load (torch, onnx or openvino)",
     "torch": "sentence-transformers on torch",
     "onnx": "ONNX Runtime, float32 (the same vectors)",
+    "openvino": "OpenVINO Runtime on the ONNX export, float32 (the same vectors)",
     "onnx-int8": "ONNX Runtime, int8 dynamic quantisation (vectors change)",
 }
 Forward = Callable[[dict[str, Any]], Any]
@@ -51,7 +55,8 @@ def load_backend(name: str, model: Any, revision: str, threads: int | None = Non
         raise ConfigError(f"the {name} backend runs on CPU only; the model is on {model.device}: use --backend torch")
     from retrodistill.inference.onnx import OnnxTransformer
 
-    return OnnxTransformer(model, revision, quantize=name == "onnx-int8", threads=threads)
+    engine = "openvino" if name == "openvino" else "onnxruntime"
+    return OnnxTransformer(model, revision, quantize=name == "onnx-int8", threads=threads, engine=engine)
 
 
 def choose_backend(
@@ -73,14 +78,16 @@ def choose_backend(
         return "torch", torch_forward, {"torch": "the only backend on " + str(model.device)}
     candidates: dict[str, Forward] = {"torch": torch_forward}
     report: dict[str, Any] = {}
-    try:
-        candidates["onnx"] = load_backend("onnx", model, revision, threads)
-    except (MissingDependencyError, ConfigError) as exc:
-        report["onnx"] = f"not available: {exc}"
-    except Exception as exc:  # an architecture the exporter cannot trace: auto must still serve
-        report["onnx"] = f"export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    if "onnx" not in candidates:
-        log.warning("inference backend auto -> torch (onnx %s)", report["onnx"])
+    for engine in FLOAT_ENGINES:
+        try:
+            candidates[engine] = load_backend(engine, model, revision, threads)
+        except (MissingDependencyError, ConfigError) as exc:
+            report[engine] = f"not available: {exc}"
+        except Exception as exc:  # an architecture the exporter cannot trace: auto must still serve
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            report[engine] = f"export failed: {type(exc).__name__}: {first}"
+    if len(candidates) == 1:
+        log.warning("inference backend auto -> torch (%s)", "; ".join(f"{k} {v}" for k, v in report.items()))
         return "torch", torch_forward, report
     texts = list(probe[:16]) if probe else PROBE * 4
     reference = embed(torch_forward, texts)

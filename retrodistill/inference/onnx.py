@@ -7,8 +7,9 @@ exporter versions; int8 is onnxruntime's dynamic quantisation of that graph (per
 7-bit range, which AVX2 CPUs without VNNI need to avoid saturating their int8 dot products). The folder
 is written under a temporary name and renamed into place, and a ``.json`` record beside each graph holds
 its size and SHA-256, checked on every load. Pooling and normalisation stay the model's own modules,
-so only the transformer's arithmetic changes engine. sentence-transformers' own ``backend="onnx"``
-needs optimum-onnx, which pins transformers below 5; this path needs only onnx and onnxruntime.
+so only the transformer's arithmetic changes engine. The same float graph is what the OpenVINO engine
+compiles (``inference.openvino``). sentence-transformers' own ``backend="onnx"`` / ``"openvino"`` need
+optimum, which pins transformers below 5; this path needs only onnx and onnxruntime (and openvino).
 """
 
 from __future__ import annotations
@@ -53,53 +54,80 @@ class OnnxGraph:
         ort = require("onnxruntime", purpose="the onnx inference backend", extra="onnx")
         import torch
 
-        self.names, self.output, self.revision, self.quantize = list(names), output, revision, bool(quantize)
-        self.folder = Path(cache_dir or default_cache_dir()) / "onnx" / self.key()
-        path = self.folder / ("model-int8.onnx" if self.quantize else "model.onnx")
-        if not path.exists():
-            _export(module, self.names, output, self.folder, self.quantize, self.description())
-        _verify(path)
+        self.names, self.quantize = list(names), bool(quantize)
+        self.path = exported_graph(module, self.names, output, revision, self.quantize, cache_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.path = path
-
-    def description(self) -> dict[str, Any]:
-        """What the export folder depends on: the weights, the output and the exporting versions (the
-        float and int8 graphs share it)."""
-        import onnxruntime
-        import torch
-
-        return {
-            "format": EXPORT_FORMAT,
-            "revision": self.revision,
-            "output": self.output,
-            "opset": OPSET,
-            "torch": torch.__version__.split("+")[0],
-            "onnxruntime": onnxruntime.__version__,
-        }
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.description(), sort_keys=True).encode()).hexdigest()[:16]
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     def run(self, features: dict[str, Any]) -> Any:
         """The output for tokenizer ``features`` (tensors or arrays), a float32 numpy array."""
-        feeds = {
-            name: np.asarray(features[name].cpu() if hasattr(features[name], "cpu") else features[name])
-            for name in self.names
-        }
-        return self.session.run(None, {k: v.astype(np.int64, copy=False) for k, v in feeds.items()})[0]
+        return self.session.run(None, feeds(features, self.names))[0]
+
+
+def exported_graph(
+    module: Any,
+    names: list[str],
+    output: str,
+    revision: str,
+    quantize: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The path of ``module``'s ONNX graph (``model.onnx``, or ``model-int8.onnx`` with ``quantize``), exported
+    on the first call and checked against its recorded checksum on every call."""
+    require("onnxruntime", purpose="exporting a model to ONNX", extra="onnx")
+    description = _description(revision, output)
+    key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(cache_dir or default_cache_dir()) / "onnx" / key
+    path = folder / ("model-int8.onnx" if quantize else "model.onnx")
+    if not path.exists():
+        _export(module, list(names), output, folder, quantize, description)
+    _verify(path)
+    return path
+
+
+def feeds(features: dict[str, Any], names: list[str]) -> dict[str, np.ndarray]:
+    """Tokenizer ``features`` (tensors or arrays) as the int64 arrays a graph fed ``names`` takes."""
+    arrays = {
+        name: np.asarray(features[name].cpu() if hasattr(features[name], "cpu") else features[name]) for name in names
+    }
+    return {k: v.astype(np.int64, copy=False) for k, v in arrays.items()}
+
+
+def _description(revision: str, output: str) -> dict[str, Any]:
+    """What an export folder depends on: the weights, the output and the exporting versions (the float and
+    int8 graphs share it)."""
+    import onnxruntime
+    import torch
+
+    return {
+        "format": EXPORT_FORMAT,
+        "revision": revision,
+        "output": output,
+        "opset": OPSET,
+        "torch": torch.__version__.split("+")[0],
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 class OnnxTransformer:
     """A sentence-transformers bi-encoder's forward (``model.preprocess`` features -> sentence embeddings,
-    a float32 tensor) with its transformer on ONNX Runtime and its pooling / normalisation in torch."""
+    a float32 tensor) with its transformer exported to ONNX and run by ``engine`` (``onnxruntime``, float or
+    int8, or ``openvino``, float), and its pooling / normalisation in torch."""
 
-    def __init__(self, model: Any, revision: str, quantize: bool = False, threads: int | None = None) -> None:
+    def __init__(
+        self, model: Any, revision: str, quantize: bool = False, threads: int | None = None, engine: str = "onnxruntime"
+    ) -> None:
         self.model = model
         names = input_names(model.preprocess(["retrodistill"]))
-        self.graph = OnnxGraph(model[0].auto_model, names, "last_hidden_state", revision, quantize, threads)
+        module = model[0].auto_model
+        if engine == "openvino":
+            from retrodistill.inference.openvino import OpenVinoGraph
+
+            self.graph: Any = OpenVinoGraph(module, names, "last_hidden_state", revision, threads)
+        else:
+            self.graph = OnnxGraph(module, names, "last_hidden_state", revision, quantize, threads)
 
     def __call__(self, features: dict[str, Any]) -> Any:
         import torch

@@ -13,8 +13,9 @@ from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.records import TeacherSpec
 
 DTYPES = PRECISIONS
-ONNX_BACKENDS = ("onnx", "onnx-int8")
-BACKENDS = ("auto", "torch", *ONNX_BACKENDS)
+FLOAT_ENGINES = ("onnx", "openvino")
+GRAPH_BACKENDS = ("onnx", "onnx-int8", "openvino")
+BACKENDS = ("auto", "torch", *GRAPH_BACKENDS)
 AUTO_PROBE_PAIRS = 16
 AUTO_MAX_LOGIT_GAP = 1e-3
 log = logging.getLogger(__name__)
@@ -37,12 +38,13 @@ class CrossEncoderTeacher(Teacher):
     dtype is part of the teacher's identity, so bfloat16 scores are stored apart from float32 ones
     (a float32 spec leaves ``dtype`` out, as before ``auto`` existed, so older float32 stores match).
     ``backend="onnx"`` runs the classifier on ONNX Runtime in float32 (the same logits within 1e-4, the same
-    identity); ``onnx-int8`` on its int8 quantisation (other logits: stored under ``backend=onnx-int8``).
-    Both run on CPU, bucketed by token length (``inference.buckets``). ``backend="auto"`` keeps the
-    teacher's identity and picks its engine by measurement: where the teacher runs in float32 on CPU it
-    times torch and ONNX float on the first pairs it is asked to score (best of 2 after a warm-up) and keeps the faster
-    one whose logits match torch's within 1e-3; in bfloat16 or on a GPU it is torch (ONNX would change
-    the scores or cannot run there). ``backend_report`` says what was measured.
+    identity), ``openvino`` that graph on OpenVINO Runtime in float32 (the same, within 1e-3); ``onnx-int8`` on
+    its int8 quantisation (other logits: stored under ``backend=onnx-int8``). All run on CPU, bucketed by
+    token length (``inference.buckets``). ``backend="auto"`` keeps the teacher's identity and picks its
+    engine by measurement: where the teacher runs in float32 on CPU it times torch, ONNX float and OpenVINO
+    (those that load) on the first pairs it is asked to score (best of 2 after a warm-up) and keeps the
+    fastest whose logits match torch's within 1e-3; in bfloat16 or on a GPU it is torch (the others would
+    change the scores or cannot run there). ``backend_report`` says what was measured.
     """
 
     granularity = "pointwise"
@@ -63,7 +65,8 @@ class CrossEncoderTeacher(Teacher):
         self.backend = backend
         self.engine: str | None = None if backend == "auto" else backend
         self.backend_report: dict[str, Any] = {}
-        self.requested_dtype = "float32" if backend in ONNX_BACKENDS else check_precision(dtype, "cross-encoder dtype")
+        self._graphs: dict[str, Any] = {}
+        self.requested_dtype = "float32" if backend in GRAPH_BACKENDS else check_precision(dtype, "cross-encoder dtype")
         self.chunk_size = int(chunk_size)
         self.model_id = model
         self.batch_size = int(batch_size) if batch_size else None
@@ -106,25 +109,34 @@ class CrossEncoderTeacher(Teacher):
     def load(self) -> None:
         self.model  # noqa: B018
 
-    @cached_property
-    def _graph(self) -> Any:
-        from retrodistill.inference.onnx import OnnxGraph, input_names
+    def _graph(self, engine: str) -> Any:
+        """The exported classifier on ``engine`` (onnx, onnx-int8, openvino), built on first use."""
+        graphs = self._graphs
+        if engine not in graphs:
+            from retrodistill.inference.onnx import OnnxGraph, input_names
 
-        if self.model.device.type != "cpu":
-            raise ConfigError(f"the {self.backend} backend runs on CPU only; the model is on {self.model.device}")
-        names = input_names(self.model.preprocess([("q", "p")]))
-        module = self.model[0].auto_model
-        return OnnxGraph(module, names, "logits", model_revision(self.model_id), self.backend == "onnx-int8")
+            if self.model.device.type != "cpu":
+                raise ConfigError(f"the {engine} backend runs on CPU only; the model is on {self.model.device}")
+            names = input_names(self.model.preprocess([("q", "p")]))
+            module, revision = self.model[0].auto_model, model_revision(self.model_id)
+            if engine == "openvino":
+                from retrodistill.inference.openvino import OpenVinoGraph
 
-    def _score_onnx(self, pairs: list[tuple[str, str]]) -> list[float]:
+                graphs[engine] = OpenVinoGraph(module, names, "logits", revision)
+            else:
+                graphs[engine] = OnnxGraph(module, names, "logits", revision, engine == "onnx-int8")
+        return graphs[engine]
+
+    def _score_graph(self, pairs: list[tuple[str, str]], engine: str) -> list[float]:
         from retrodistill.inference.buckets import length_batches, take_rows
 
+        graph = self._graph(engine)
         features = self.model.preprocess(pairs)
         pad_id = int(getattr(self.model.tokenizer, "pad_token_id", None) or 0)
         scores = [0.0] * len(pairs)
         lengths = features["attention_mask"].sum(1).tolist()
         for members, padded in length_batches(lengths, self.batch_size or 4, self.model.max_seq_length):
-            logits = self._graph.run(take_rows(features, members, padded, pad_id))
+            logits = graph.run(take_rows(features, members, padded, pad_id))
             for i, value in zip(members, logits[:, 0], strict=True):
                 scores[i] = float(value)
         return scores
@@ -134,32 +146,35 @@ class CrossEncoderTeacher(Teacher):
             return []
         if self.engine is None:
             self.engine = self._choose_engine(pairs[:AUTO_PROBE_PAIRS])
-        return self._score_torch(pairs) if self.engine == "torch" else self._score_onnx(pairs)
+        return self._score_torch(pairs) if self.engine == "torch" else self._score_graph(pairs, self.engine)
 
     def _choose_engine(self, probe: list[tuple[str, str]]) -> str:
-        """``auto``: torch, or ONNX float where it scores ``probe`` with torch's logits and faster."""
+        """``auto``: torch, or the fastest float engine that scores ``probe`` with torch's logits."""
         if self.dtype != "float32" or self.model.device.type != "cpu":
             self.backend_report = {"torch": f"the only engine for {self.dtype} on {self.model.device.type}"}
             return "torch"
-        try:
-            self._graph  # noqa: B018
-        except (MissingDependencyError, ConfigError) as exc:
-            self.backend_report = {"onnx": f"not available: {exc}"}
-            return "torch"
-        except Exception as exc:  # an architecture the exporter cannot trace: score on torch
-            self.backend_report = {"onnx": f"export failed: {type(exc).__name__}: {exc}".splitlines()[0]}
-            return "torch"
         from retrodistill.inference.backends import best_of
 
-        reference, onnx = self._score_torch(probe), self._score_onnx(probe)
-        gap = max((abs(a - b) for a, b in zip(reference, onnx, strict=True)), default=0.0)
-        engines = {"torch": self._score_torch, "onnx": self._score_onnx}
-        if gap > AUTO_MAX_LOGIT_GAP:
-            engines.pop("onnx")
+        report: dict[str, Any] = {}
+        reference = self._score_torch(probe)
+        engines: dict[str, Any] = {"torch": self._score_torch}
+        for engine in FLOAT_ENGINES:
+            try:
+                self._graph(engine)
+            except (MissingDependencyError, ConfigError) as exc:
+                report[engine] = f"not available: {exc}"
+                continue
+            except Exception as exc:  # an architecture the exporter cannot trace: score on torch
+                report[engine] = f"export failed: {type(exc).__name__}: {exc}".splitlines()[0]
+                continue
+            scores = self._score_graph(probe, engine)
+            gap = max((abs(a - b) for a, b in zip(reference, scores, strict=True)), default=0.0)
+            if gap > AUTO_MAX_LOGIT_GAP:
+                report[engine] = f"left out: logits {gap:.2e} from torch's"
+                continue
+            engines[engine] = lambda pairs, e=engine: self._score_graph(pairs, e)
         seconds = {name: best_of(2, lambda f=score: f(probe)) for name, score in engines.items()}
-        self.backend_report = {name: round(value, 5) for name, value in seconds.items()}
-        if gap > AUTO_MAX_LOGIT_GAP:
-            self.backend_report["onnx"] = f"left out: logits {gap:.2e} from torch's"
+        self.backend_report = {**{name: round(value, 5) for name, value in seconds.items()}, **report}
         engine = min(seconds, key=seconds.__getitem__)
         log.info("cross-encoder backend auto -> %s (probe of %d pairs: %s)", engine, len(probe), self.backend_report)
         return engine

@@ -1,0 +1,50 @@
+"""OpenVINO Runtime as the inference engine of a transformer: the exported ONNX float graph
+(``inference.onnx.exported_graph``, the same file and cache as the onnx backend) compiled for the CPU.
+
+The precision hint is float32: on CPUs with AVX512-BF16 or AMX, OpenVINO would otherwise run in bfloat16
+and change the vectors. Outputs then match torch's within ~1e-4 (other kernels, the same arithmetic).
+OpenVINO has no fast path for onnxruntime's dynamic-int8 graph (measured 3-5x slower than onnxruntime on
+it), so int8 stays onnxruntime's. One compiled model serves one forward at a time (a lock), as the
+server's micro-batcher and the encoders call it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from retrodistill.errors import require
+from retrodistill.inference import onnx
+
+
+class OpenVinoGraph:
+    """A Hugging Face transformer ``module`` (fed ``names``, returning ``output``: ``last_hidden_state`` or
+    ``logits``) exported once to ONNX and run by OpenVINO on ``threads`` CPU threads, in float32."""
+
+    def __init__(
+        self,
+        module: Any,
+        names: list[str],
+        output: str,
+        revision: str,
+        threads: int | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        ov = require("openvino", purpose="the openvino inference backend", extra="openvino")
+        import torch
+
+        self.names = list(names)
+        self.path = onnx.exported_graph(module, self.names, output, revision, False, cache_dir)
+        config = {
+            "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self.request = ov.Core().compile_model(str(self.path), "CPU", config).create_infer_request()
+        self._lock = threading.Lock()
+
+    def run(self, features: dict[str, Any]) -> Any:
+        """The output for tokenizer ``features`` (tensors or arrays), a float32 numpy array (a copy)."""
+        with self._lock:
+            return self.request.infer(onnx.feeds(features, self.names), share_outputs=False)[0].copy()
