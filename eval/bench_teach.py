@@ -11,7 +11,7 @@ Same pairs for every path: the BM25 (bm25s) top-``depth`` of the first ``queries
 * ``teach dtype=bfloat16``: the same command with the teacher option ``dtype=bfloat16`` (autocast), into
   its own store; its scores are compared with the float32 ones (max |difference|, Spearman, and the
   share of queries whose top-10 order is unchanged);
-* ``teach backend=B`` for each of ``--backends`` (default onnx, onnx-int8, auto), float32, each into its
+* ``teach backend=B`` for each of ``--backends`` (default onnx, onnx-int8, openvino, auto), float32, each into its
   own store and compared with torch's scores the same way; ``auto`` reports the engine it measured fastest.
 
 Throughput depends on the architecture, not on trained weights, so an untrained head (seeded) serves.
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument(
         "--backends",
         nargs="*",
-        default=["onnx", "onnx-int8", "auto"],
+        default=["onnx", "onnx-int8", "openvino", "auto"],
         help="cross-encoder backends timed with teach in float32, each into its own store",
     )
     parser.add_argument(
@@ -94,7 +94,7 @@ def main() -> None:
 
     exports = ({"onnx"} if "auto" in args.backends else set()) | ({"onnx", "onnx-int8"} & set(args.backends))
     for backend in sorted(exports):  # export once (cached), so no timed run pays for it
-        CrossEncoderTeacher(model_dir, max_length=args.max_length, device="cpu", backend=backend)._graph  # noqa: B018
+        CrossEncoderTeacher(model_dir, max_length=args.max_length, device="cpu", backend=backend)._graph(backend)
     backends = {}
     for backend in args.backends:
         backend_store = work / f"store-{backend}.sqlite"
