@@ -2,7 +2,7 @@
 
 ``torch`` runs the sentence-transformers modules; ``onnx`` runs the same transformer exported to ONNX
 Runtime (float32: the same vectors within 1e-6); ``openvino`` runs that exported graph on OpenVINO Runtime
-(float32: the same vectors within ~1e-5); ``onnx-int8`` runs it quantised to int8 (smaller and
+(float32: the same vectors within ~1e-6); ``onnx-int8`` runs it quantised to int8 (smaller and
 usually faster, vectors change: measure the metric before serving it). Dynamic int8 scales activations
 per batch, so a text's int8 vector also moves a little (~1e-2) with the texts it is batched with.
 ``auto`` times the float backends that load here on the workload's first texts (or short queries) at batch

@@ -2,7 +2,8 @@
 (``inference.onnx.exported_graph``, the same file and cache as the onnx backend) compiled for the CPU.
 
 The precision hint is float32: on CPUs with AVX512-BF16 or AMX, OpenVINO would otherwise run in bfloat16
-and change the vectors. Outputs then match torch's within ~1e-4 (other kernels, the same arithmetic).
+and change the vectors. Hidden states then match torch's within ~1e-4 and normalised sentence vectors
+within ~1e-6 (other kernels, the same arithmetic).
 OpenVINO has no fast path for onnxruntime's dynamic-int8 graph (measured 3-5x slower than onnxruntime on
 it), so int8 stays onnxruntime's. One compiled model serves one forward at a time (a lock), as the
 server's micro-batcher and the encoders call it.
