@@ -53,10 +53,16 @@ def load_backend(name: str, model: Any, revision: str, threads: int | None = Non
         return _torch_forward(model)
     if str(model.device) != "cpu":
         raise ConfigError(f"the {name} backend runs on CPU only; the model is on {model.device}: use --backend torch")
-    from retrodistill.inference.onnx import OnnxTransformer
+    from retrodistill.inference.onnx import OnnxGraph, OnnxTransformer, input_names
 
-    engine = "openvino" if name == "openvino" else "onnxruntime"
-    return OnnxTransformer(model, revision, quantize=name == "onnx-int8", threads=threads, engine=engine)
+    names, module = input_names(model.preprocess(["retrodistill"])), model[0].auto_model
+    if name == "openvino":
+        from retrodistill.inference.openvino import OpenVinoGraph
+
+        graph: Any = OpenVinoGraph(module, names, "last_hidden_state", revision, threads)
+    else:
+        graph = OnnxGraph(module, names, "last_hidden_state", revision, name == "onnx-int8", threads)
+    return OnnxTransformer(model, graph)
 
 
 def choose_backend(

@@ -113,21 +113,11 @@ def _description(revision: str, output: str) -> dict[str, Any]:
 
 class OnnxTransformer:
     """A sentence-transformers bi-encoder's forward (``model.preprocess`` features -> sentence embeddings,
-    a float32 tensor) with its transformer exported to ONNX and run by ``engine`` (``onnxruntime``, float or
-    int8, or ``openvino``, float), and its pooling / normalisation in torch."""
+    a float32 tensor) with its transformer run by ``graph`` (its ONNX export on an engine: ``OnnxGraph``,
+    float or int8, or ``inference.openvino.OpenVinoGraph``) and its pooling / normalisation in torch."""
 
-    def __init__(
-        self, model: Any, revision: str, quantize: bool = False, threads: int | None = None, engine: str = "onnxruntime"
-    ) -> None:
-        self.model = model
-        names = input_names(model.preprocess(["retrodistill"]))
-        module = model[0].auto_model
-        if engine == "openvino":
-            from retrodistill.inference.openvino import OpenVinoGraph
-
-            self.graph: Any = OpenVinoGraph(module, names, "last_hidden_state", revision, threads)
-        else:
-            self.graph = OnnxGraph(module, names, "last_hidden_state", revision, quantize, threads)
+    def __init__(self, model: Any, graph: Any) -> None:
+        self.model, self.graph = model, graph
 
     def __call__(self, features: dict[str, Any]) -> Any:
         import torch
