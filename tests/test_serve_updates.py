@@ -8,6 +8,7 @@ import hashlib
 import math
 import shutil
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -58,7 +59,7 @@ def test_updates_while_searching(slice_data, new_docs, bi_encoder, tmp_path):  #
         assert httpx.post(url + "/documents", json={"documents": new_docs[:1]}).status_code == 401
         assert httpx.get(url + "/info").json()["server"]["updates"] is True
 
-        stop, answers = threading.Event(), []
+        stop, running, answers, answered_at = threading.Event(), threading.Event(), [], []
 
         def search_loop() -> None:
             with httpx.Client(timeout=120) as client:
@@ -66,15 +67,20 @@ def test_updates_while_searching(slice_data, new_docs, bi_encoder, tmp_path):  #
                 while not stop.is_set():
                     body = {"query": queries[i % len(queries)], "k": 10, "mode": "hybrid" if i % 2 else "dense"}
                     answers.append(client.post(url + "/search", json=body, headers=HEADERS))
+                    answered_at.append(time.monotonic())
+                    running.set()
                     i += 1
 
         thread = threading.Thread(target=search_loop)
         thread.start()
         try:
+            assert running.wait(60)  # the searches are under way before the first update starts
+            started = time.monotonic()
             added = httpx.post(url + "/documents", json={"documents": new_docs}, headers=HEADERS, timeout=600)
             first = httpx.post(url + "/search", json={"query": queries[0], "k": 3}, headers=HEADERS).json()
             doomed = [h["doc_id"] for h in first["results"][0]["hits"]]
             deleted = httpx.post(url + "/documents/delete", json={"ids": doomed}, headers=HEADERS, timeout=600)
+            ended = time.monotonic()
         finally:
             stop.set()
             thread.join()
@@ -82,8 +88,10 @@ def test_updates_while_searching(slice_data, new_docs, bi_encoder, tmp_path):  #
         assert added.json()["size"] == len(ds.corpus) + len(new_docs) and added.json()["documents"] == len(new_docs)
         assert deleted.status_code == 200, deleted.text
         assert (deleted.json()["size"], deleted.json()["deleted"]) == (len(ds.corpus) + len(new_docs) - 3, 3)
-        print(f"{len(answers)} searches ran during the two updates")
-        assert len(answers) >= 4 and all(_well_formed(a, 10) for a in answers)
+        during = sum(started < t < ended for t in answered_at)
+        print(f"{len(answers)} searches ran around the two updates, {during} answered between their start and end")
+        # not a count that depends on the machine's speed: searches were answered while the index changed
+        assert during >= 1 and all(_well_formed(a, 10) for a in answers)
 
         # what is served now is the directory on disk, loaded afresh
         store = load_index_dir(folder, device="cpu")

@@ -5,8 +5,9 @@ The precision hint is float32: on CPUs with AVX512-BF16 or AMX, OpenVINO would o
 and change the vectors. Hidden states then match torch's within ~1e-4 and normalised sentence vectors
 within ~1e-6 (other kernels, the same arithmetic).
 OpenVINO has no fast path for onnxruntime's dynamic-int8 graph (measured 3-5x slower than onnxruntime on
-it), so int8 stays onnxruntime's. One compiled model serves one forward at a time (a lock), as the
-server's micro-batcher and the encoders call it.
+it), so int8 stays onnxruntime's. The compiled model is shared; each calling thread gets its own infer
+request, so a server's searches and its document updates run their forwards side by side, as on ONNX
+Runtime.
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ class OpenVinoGraph:
             "INFERENCE_PRECISION_HINT": "f32",
             "PERFORMANCE_HINT": "LATENCY",
         }
-        self.request = ov.Core().compile_model(str(self.path), "CPU", config).create_infer_request()
-        self._lock = threading.Lock()
+        self.compiled = ov.Core().compile_model(str(self.path), "CPU", config)
+        self._local = threading.local()
 
     def run(self, features: dict[str, Any]) -> Any:
         """The output for tokenizer ``features`` (tensors or arrays), a float32 numpy array (a copy)."""
-        with self._lock:
-            return self.request.infer(onnx.feeds(features, self.names), share_outputs=False)[0].copy()
+        request = getattr(self._local, "request", None)
+        if request is None:  # an infer request runs one forward at a time: one per calling thread
+            request = self._local.request = self.compiled.create_infer_request()
+        return request.infer(onnx.feeds(features, self.names), share_outputs=False)[0].copy()
