@@ -1,8 +1,8 @@
 """Benchmark the search server on 127.0.0.1 (not a test; all traffic stays on this machine).
 
 For each system - naive (max_batch=1, one forward per request) and micro-batched (max_batch=32) servers
-on each inference backend (torch, onnx, onnx-int8) - in one run: nDCG@10 of what it serves on SciFact
-test, QPS and p50/p95 latency at concurrency 1/16/32, and (batched) p50 over HTTP against the bare
+on each inference backend (torch, onnx, onnx-int8, openvino, openvino-bf16) - in one run: nDCG@10 of what it
+serves on SciFact test, QPS and p50/p95 latency at concurrency 1/16/32, and (batched) p50 over HTTP against the bare
 in-process forward of the same backend. Then a soak: 20,000 requests at concurrency 32 against a batched
 server: errors and server RSS growth after a 2,000-request warm-up.
 Writes eval/results/serve/bench_serve.json and .md.
@@ -268,6 +268,8 @@ SYSTEMS = {
     "batched onnx-int8": ("onnx-int8", 32),
     "naive openvino": ("openvino", 1),
     "batched openvino": ("openvino", 32),
+    "naive openvino-bf16": ("openvino-bf16", 1),
+    "batched openvino-bf16": ("openvino-bf16", 32),
 }
 
 
@@ -404,6 +406,12 @@ def markdown(r: dict) -> str:
                 f"| {name} / batched torch: QPS at c={top} | {row[f'c{top}']['qps'] / base[f'c{top}']['qps']:.2f}x | |"
             )
             lines.append(f"| {name}: nDCG@10 - torch's | {row['ndcg@10'] - base['ndcg@10']:+.4f} | float <= 0.002 |")
+    naive = systems.get("naive torch")
+    for name, row in systems.items():
+        if naive and len(levels) > 1 and name.startswith("batched"):
+            c = levels[1]
+            ratio = row[f"c{c}"]["qps"] / naive[f"c{c}"]["qps"]
+            lines.append(f"| {name} / naive torch (engine and batching together): QPS at c={c} | {ratio:.2f}x | |")
     d = r.get("d_soak")
     if d:
         lines += [

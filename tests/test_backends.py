@@ -104,6 +104,27 @@ def test_openvino_runs_the_same_export_with_torchs_vectors(tmp_path, monkeypatch
     assert len(graphs) == 1 and graphs[0].name == "model.onnx"  # one export, both engines read it
 
 
+def test_openvino_bf16_runs_bfloat16_where_native_with_its_own_fingerprint(
+    tmp_path, monkeypatch, bi_encoder, scifact_slice
+):
+    pytest.importorskip("openvino")
+    from retrodistill.precision import native_bf16
+    from retrodistill.students.bi_encoder import BiEncoder
+
+    monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path / "cache"))
+    texts = _texts(scifact_slice)
+    reference = bi_encoder.encode_passages(texts)
+    bf16 = BiEncoder(MODEL, batch_size=32, backend="openvino-bf16")
+    vectors = bf16.encode_passages(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == reference.shape
+    assert (vectors * reference).sum(1).min() > 0.999
+    assert bf16.fingerprint() != bi_encoder.fingerprint()  # other vectors: its own embedding cache
+    precision = bf16.forward().graph.precision
+    assert precision == ("bf16" if native_bf16() else "f32")
+    if precision == "bf16":
+        assert np.abs(vectors - reference).max() > 1e-5  # bfloat16 arithmetic, not float32 under another name
+
+
 def test_auto_measures_and_keeps_a_float_backend(tmp_path, monkeypatch, scifact_slice, bi_encoder):
     pytest.importorskip("onnxruntime")
     from retrodistill.students.bi_encoder import BiEncoder

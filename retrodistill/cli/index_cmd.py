@@ -78,8 +78,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--backend",
         choices=list(BACKENDS),
         default="torch",
-        help="encoder engine (default torch; onnx, openvino: the same vectors; onnx-int8: other vectors, "
-        "recorded in the manifest and used for queries)",
+        help="encoder engine (default torch; onnx, openvino: the same vectors; openvino-bf16: close vectors, "
+        "faster where the CPU has bfloat16; onnx-int8: other vectors, recorded in the manifest and used for queries)",
     )
     b.add_argument("--cache-dir", help="embedding cache (default $RETRODISTILL_CACHE or ~/.cache/retrodistill)")
     b.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="FAISS device (default auto)")

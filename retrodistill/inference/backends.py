@@ -2,12 +2,13 @@
 
 ``torch`` runs the sentence-transformers modules; ``onnx`` runs the same transformer exported to ONNX
 Runtime (float32: the same vectors within 1e-6); ``openvino`` runs that exported graph on OpenVINO Runtime
-(float32: the same vectors within ~1e-6); ``onnx-int8`` runs it quantised to int8 (smaller and
-usually faster, vectors change: measure the metric before serving it). Dynamic int8 scales activations
+(float32: the same vectors within ~1e-6); ``openvino-bf16`` runs it in bfloat16 where the CPU has it natively
+(AMX / AVX512-BF16: faster, vectors change a little; float32 elsewhere); ``onnx-int8`` runs it quantised to
+int8 (smaller and usually faster, vectors change: measure the metric before serving it). Dynamic int8 scales activations
 per batch, so a text's int8 vector also moves a little (~1e-2) with the texts it is batched with.
 ``auto`` times the float backends that load here on the workload's first texts (or short queries) at batch
-1 and up to 16 and keeps the fastest whose vectors match torch's (cosine >= 0.9999); int8 is never picked by
-``auto``, since it trades quality for speed.
+1 and up to 16 and keeps the fastest whose vectors match torch's (cosine >= 0.9999); int8 and bfloat16 are never
+picked by ``auto``, since they change the vectors (an index and its queries may then mix engines freely).
 On a GPU ``auto`` is torch: ONNX Runtime and OpenVINO run here on CPU only.
 """
 
@@ -29,8 +30,11 @@ BACKENDS: dict[str, str] = {
     "torch": "sentence-transformers on torch",
     "onnx": "ONNX Runtime, float32 (the same vectors)",
     "openvino": "OpenVINO Runtime on the ONNX export, float32 (the same vectors)",
+    "openvino-bf16": "OpenVINO Runtime in bfloat16 where the CPU has it natively (vectors change a little)",
     "onnx-int8": "ONNX Runtime, int8 dynamic quantisation (vectors change)",
 }
+OTHER_VECTORS = ("openvino-bf16", "onnx-int8")
+"""The backends whose vectors differ from torch's (their own embedding caches)."""
 Forward = Callable[[dict[str, Any]], Any]
 PROBE = [
     "what causes muscle cramps during exercise",
@@ -56,10 +60,12 @@ def load_backend(name: str, model: Any, revision: str, threads: int | None = Non
     from retrodistill.inference.onnx import OnnxGraph, OnnxTransformer, input_names
 
     names, module = input_names(model.preprocess(["retrodistill"])), model[0].auto_model
-    if name == "openvino":
+    if name.startswith("openvino"):
         from retrodistill.inference.openvino import OpenVinoGraph
 
-        graph: Any = OpenVinoGraph(module, names, "last_hidden_state", revision, threads)
+        graph: Any = OpenVinoGraph(module, names, "last_hidden_state", revision, threads, bf16=name == "openvino-bf16")
+        if name == "openvino-bf16" and graph.precision != "bf16":
+            log.warning("openvino-bf16 runs in %s here: this CPU has no native bfloat16", graph.precision)
     else:
         graph = OnnxGraph(module, names, "last_hidden_state", revision, name == "onnx-int8", threads)
     return OnnxTransformer(model, graph)

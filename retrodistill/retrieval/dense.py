@@ -13,7 +13,7 @@ from retrodistill.students.bi_encoder import BiEncoder
 class DenseRetriever(Retriever):
     """Any sentence-transformers model id or folder; scores are inner products of the embeddings
     (cosine when normalised, the default), higher = more relevant. ``backend`` is the encoder's engine
-    (``inference.backends``: torch, onnx, onnx-int8, auto)."""
+    (``inference.backends``: torch, onnx, openvino, openvino-bf16, onnx-int8, auto)."""
 
     name = "dense"
 

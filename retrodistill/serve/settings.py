@@ -72,8 +72,8 @@ class ServeSettings(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch threads for the encoder (default: torch's choice)")
     backend: str | None = Field(
         None,
-        description="query encoder engine: auto, torch, onnx, onnx-int8 (default: onnx-int8 for an index built "
-        "with it, else auto: the fastest float engine measured at start)",
+        description="query encoder engine: auto, torch, onnx, openvino, openvino-bf16, onnx-int8 (default: "
+        "onnx-int8 for an index built with it, else auto: the fastest float32 engine measured at start)",
     )
     efSearch: int | None = Field(None, ge=1, description="override the HNSW search beam")
     nprobe: int | None = Field(None, ge=1, description="override the IVF cells scanned")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from retrodistill.errors import ConfigError, require
-from retrodistill.inference.backends import check_backend
+from retrodistill.inference.backends import OTHER_VECTORS, check_backend
 from retrodistill.inference.buckets import length_batches, take_rows
 from retrodistill.revision import model_revision
 
@@ -27,8 +27,8 @@ class BiEncoder:
 
     Texts are tokenised, sorted by length and run in length buckets of at most ``batch_size``
     (``inference.buckets``), so short texts do not pay for a long one's padding. ``backend`` names the
-    engine of the forward pass (``inference.backends``: torch, onnx, onnx-int8, or auto, measured on
-    first use); ``threads`` sets ONNX Runtime's threads (default: torch's).
+    engine of the forward pass (``inference.backends``: torch, onnx, openvino, openvino-bf16, onnx-int8,
+    or auto, measured on first use); ``threads`` sets the engine's threads (default: torch's).
     """
 
     def __init__(
@@ -106,8 +106,8 @@ class BiEncoder:
                 (revision, self.normalize, self.model.max_seq_length, self.query_prefix, self.passage_prefix),
             )
         )
-        if self.backend == "onnx-int8":  # other vectors; float backends agree with torch to 1e-6
-            key += "|onnx-int8"
+        if self.backend in OTHER_VECTORS:  # float32 backends agree with torch to 1e-6
+            key += "|" + self.backend
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
