@@ -11,8 +11,9 @@ Same pairs for every path: the BM25 (bm25s) top-``depth`` of the first ``queries
 * ``teach dtype=bfloat16``: the same command with the teacher option ``dtype=bfloat16`` (autocast), into
   its own store; its scores are compared with the float32 ones (max |difference|, Spearman, and the
   share of queries whose top-10 order is unchanged);
-* ``teach backend=B`` for each of ``--backends`` (default onnx, onnx-int8, openvino, auto), float32, each into its
-  own store and compared with torch's scores the same way; ``auto`` reports the engine it measured fastest.
+* ``teach backend=B`` for each of ``--backends`` (default onnx, onnx-int8, openvino, auto; also openvino-bf16),
+  float32 unless the backend says otherwise, each into its own store and compared with torch's scores the
+  same way; ``auto`` reports the engine it measured fastest.
 
 Throughput depends on the architecture, not on trained weights, so an untrained head (seeded) serves.
 Peak RSS: the teach subprocess (ru_maxrss of children) and this process (naive paths, same model).
@@ -92,7 +93,8 @@ def main() -> None:
     pairs_total = first[1]["pairs"]
     from retrodistill.teachers.cross_encoder import CrossEncoderTeacher
 
-    exports = ({"onnx"} if "auto" in args.backends else set()) | ({"onnx", "onnx-int8"} & set(args.backends))
+    on_float_graph = {"auto", "openvino", "openvino-bf16"} & set(args.backends)  # they run the onnx float export
+    exports = ({"onnx"} if on_float_graph else set()) | ({"onnx", "onnx-int8"} & set(args.backends))
     for backend in sorted(exports):  # export once (cached), so no timed run pays for it
         CrossEncoderTeacher(model_dir, max_length=args.max_length, device="cpu", backend=backend)._graph(backend)
     backends = {}

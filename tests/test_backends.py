@@ -179,6 +179,10 @@ def test_cross_encoder_onnx_scores_equal_torch_and_int8_keeps_the_order(
         openvino = CrossEncoderTeacher(str(cross_encoder_dir), device="cpu", backend="openvino")
         np.testing.assert_allclose(np.array(openvino._score_pairs(pairs)), reference, atol=1e-3)
         assert openvino.spec.fingerprint() == torch_teacher.spec.fingerprint()
+        bf16 = CrossEncoderTeacher(str(cross_encoder_dir), device="cpu", backend="openvino-bf16")
+        assert spearmanr(np.array(bf16._score_pairs(pairs)), reference).statistic > 0.9
+        assert bf16.spec.fingerprint() != torch_teacher.spec.fingerprint()  # its own store
+        assert bf16.spec.options["backend"] == "openvino-bf16"
 
 
 def test_cross_encoder_auto_times_both_engines_and_keeps_torchs_scores(

@@ -14,7 +14,9 @@ from retrodistill.teachers.records import TeacherSpec
 
 DTYPES = PRECISIONS
 FLOAT_ENGINES = ("onnx", "openvino")
-GRAPH_BACKENDS = ("onnx", "onnx-int8", "openvino")
+GRAPH_BACKENDS = ("onnx", "onnx-int8", "openvino", "openvino-bf16")
+OTHER_SCORES = ("onnx-int8", "openvino-bf16")
+"""Graph backends whose logits differ from torch's float32 ones: their stores are their own."""
 BACKENDS = ("auto", "torch", *GRAPH_BACKENDS)
 AUTO_PROBE_PAIRS = 16
 AUTO_MAX_LOGIT_GAP = 1e-3
@@ -38,8 +40,9 @@ class CrossEncoderTeacher(Teacher):
     dtype is part of the teacher's identity, so bfloat16 scores are stored apart from float32 ones
     (a float32 spec leaves ``dtype`` out, as before ``auto`` existed, so older float32 stores match).
     ``backend="onnx"`` runs the classifier on ONNX Runtime in float32 (the same logits within 1e-4, the same
-    identity), ``openvino`` that graph on OpenVINO Runtime in float32 (the same, within 1e-3); ``onnx-int8`` on
-    its int8 quantisation (other logits: stored under ``backend=onnx-int8``). All run on CPU, bucketed by
+    identity), ``openvino`` that graph on OpenVINO Runtime in float32 (the same, within 1e-3); ``openvino-bf16``
+    on OpenVINO in bfloat16 where the CPU has it natively, ``onnx-int8`` on its int8 quantisation (other
+    logits: stored under ``backend=openvino-bf16`` / ``backend=onnx-int8``). All run on CPU, bucketed by
     token length (``inference.buckets``). ``backend="auto"`` keeps the teacher's identity and picks its
     engine by measurement: where the teacher runs in float32 on CPU it times torch, ONNX float and OpenVINO
     (those that load) on the first pairs it is asked to score (best of 2 after a warm-up) and keeps the
@@ -90,7 +93,7 @@ class CrossEncoderTeacher(Teacher):
         options: dict[str, object] = {"max_length": self.max_length}
         if self.dtype != "float32":
             options["dtype"] = self.dtype
-        if self.backend == "onnx-int8":
+        if self.backend in OTHER_SCORES:
             options["backend"] = self.backend
         return TeacherSpec(
             "cross-encoder", self.model_id, model_revision(self.model_id), "pointwise", "logit", "", options
@@ -110,7 +113,7 @@ class CrossEncoderTeacher(Teacher):
         self.model  # noqa: B018
 
     def _graph(self, engine: str) -> Any:
-        """The exported classifier on ``engine`` (onnx, onnx-int8, openvino), built on first use."""
+        """The exported classifier on ``engine`` (one of ``GRAPH_BACKENDS``), built on first use."""
         graphs = self._graphs
         if engine not in graphs:
             from retrodistill.inference.onnx import OnnxGraph, input_names
@@ -119,10 +122,10 @@ class CrossEncoderTeacher(Teacher):
                 raise ConfigError(f"the {engine} backend runs on CPU only; the model is on {self.model.device}")
             names = input_names(self.model.preprocess([("q", "p")]))
             module, revision = self.model[0].auto_model, model_revision(self.model_id)
-            if engine == "openvino":
+            if engine.startswith("openvino"):
                 from retrodistill.inference.openvino import OpenVinoGraph
 
-                graphs[engine] = OpenVinoGraph(module, names, "logits", revision)
+                graphs[engine] = OpenVinoGraph(module, names, "logits", revision, bf16=engine == "openvino-bf16")
             else:
                 graphs[engine] = OnnxGraph(module, names, "logits", revision, engine == "onnx-int8")
         return graphs[engine]
