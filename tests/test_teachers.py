@@ -156,6 +156,23 @@ def test_smollm2_query_likelihood_prefers_grade3_over_grade0(smollm2, data_dir):
     assert alone[0] == pytest.approx(scores[0], abs=2e-3)
 
 
+def test_smollm2_bfloat16_scores_follow_float32_and_are_stored_apart(smollm2, data_dir):
+    from scipy.stats import spearmanr
+
+    pairs = _dl19_pairs(data_dir, 6)
+    flat = [(q, p) for q, good, bad in pairs for p in (good, bad)]
+    reference = smollm2._score_pairs(flat)  # float32: the test run pins RETRODISTILL_PRECISION=float32
+    assert smollm2.dtype == "float32" and "dtype" not in smollm2.spec.options
+    bf16 = LLMTeacher(SMOL, gguf_file=SMOL_FILE, mode="ql", batch_size=4, dtype="bfloat16")
+    bf16.__dict__["_lm"] = smollm2._lm
+    scores = bf16._score_pairs(flat)
+    assert spearmanr(scores, reference).statistic > 0.9
+    assert 1e-5 < max(abs(a - b) for a, b in zip(scores, reference, strict=True)) < 0.5  # other arithmetic, close
+    assert bf16.spec.options["dtype"] == "bfloat16" and bf16.spec.fingerprint() != smollm2.spec.fingerprint()
+    with pytest.raises(ConfigError, match="llm dtype"):
+        LLMTeacher(SMOL, gguf_file=SMOL_FILE, dtype="float8")
+
+
 def test_smollm2_pairwise_and_listwise_answer_in_range(smollm2, data_dir):
     q, good, bad = _dl19_pairs(data_dir, 1)[0]
     prp = LLMTeacher(SMOL, gguf_file=SMOL_FILE, mode="prp")

@@ -3,6 +3,10 @@
 Prompts come from ``LLMTeacherConfig`` templates. Scoring modes batch many prompts into one forward
 (left padding, explicit position ids); listwise generates greedily one window at a time and parses the
 answer with ``parse_permutation``, counting every repair in ``self.repairs``.
+``dtype`` (``retrodistill.precision``): the forwards run under bfloat16 autocast where ``auto`` finds it
+native and measured faster (or when asked); the weights stay float32. On a 2-core AMX Xeon a batch of 8
+prompts of 132 tokens through SmolLM2-135M took 0.46 s against 1.23 s in float32, with logits within ~0.8
+(``eval/bench_ql.py`` has the scores' agreement); bfloat16 scores are stored under ``dtype=bfloat16``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from retrodistill.errors import ConfigError, require
+from retrodistill.precision import check_precision, resolve_precision
 from retrodistill.revision import model_revision
 from retrodistill.teachers.base import Teacher
 from retrodistill.teachers.prompts import LLMTeacherConfig
@@ -114,10 +119,12 @@ class LLMTeacher(Teacher):
         stride: int = 10,
         config: LLMTeacherConfig | None = None,
         chunk_size: int = 64,
+        dtype: str = "auto",
         **options: object,
     ) -> None:
         super().__init__(window=window, list_window=list_window, stride=stride)
         self.chunk_size = int(chunk_size)
+        self.requested_dtype = check_precision(dtype, "llm dtype")
         base = config.model_dump() if config else {}
         base.update({"mode": mode} if config is None or mode != "ql" else {})
         if template is not None:
@@ -135,9 +142,16 @@ class LLMTeacher(Teacher):
         self.batch_size = int(batch_size)
 
     @cached_property
+    def dtype(self) -> str:
+        """The resolved dtype of the forwards, ``float32`` or ``bfloat16`` (the model runs on the CPU)."""
+        return resolve_precision(self.requested_dtype, "cpu")
+
+    @cached_property
     def spec(self) -> TeacherSpec:
         cfg = self.config
         options: dict[str, object] = {"gguf_file": self.gguf_file, "system": cfg.system, "chat": cfg.use_chat()}
+        if self.dtype != "float32":  # float32 specs leave it out, so stores written before dtype existed match
+            options["dtype"] = self.dtype
         options["max_passage_tokens"] = (
             cfg.listwise_passage_tokens if cfg.mode == "listwise" else cfg.max_passage_tokens
         )
@@ -192,9 +206,12 @@ class LLMTeacher(Teacher):
                 ids[row, width - len(sequences[i]) :] = torch.tensor(sequences[i])
                 mask[row, width - len(sequences[i]) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
+            with torch.inference_mode(), self._autocast(torch):
                 logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
             yield idx, logits.float(), keep
+
+    def _autocast(self, torch: Any) -> Any:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bfloat16")
 
     def _encode(self, text: str) -> list[int]:
         return self._lm[1](text, add_special_tokens=False)["input_ids"]
@@ -252,7 +269,7 @@ class LLMTeacher(Teacher):
         cut = self.config.listwise_passage_tokens
         listing = "\n".join(f"[{i}] {self._cut(p, cut)}" for i, p in enumerate(passages, start=1))
         ids = torch.tensor([self._encode(self._prompt(query=query, passages=listing))])
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast(torch):
             out = model.generate(
                 ids,
                 attention_mask=torch.ones_like(ids),
