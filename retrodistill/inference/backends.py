@@ -64,8 +64,6 @@ def load_backend(name: str, model: Any, revision: str, threads: int | None = Non
         from retrodistill.inference.openvino import OpenVinoGraph
 
         graph: Any = OpenVinoGraph(module, names, "last_hidden_state", revision, threads, bf16=name == "openvino-bf16")
-        if name == "openvino-bf16" and graph.precision != "bf16":
-            log.warning("openvino-bf16 runs in %s here: this CPU has no native bfloat16", graph.precision)
     else:
         graph = OnnxGraph(module, names, "last_hidden_state", revision, name == "onnx-int8", threads)
     return OnnxTransformer(model, graph)

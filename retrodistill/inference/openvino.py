@@ -15,12 +15,15 @@ Runtime.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
 
 from retrodistill.errors import require
 from retrodistill.inference import onnx
+
+log = logging.getLogger(__name__)
 
 
 class OpenVinoGraph:
@@ -50,6 +53,8 @@ class OpenVinoGraph:
         }
         self.compiled = ov.Core().compile_model(str(self.path), "CPU", config)
         self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+        if bf16 and self.precision != "bf16":
+            log.warning("OpenVINO runs %s in %s: this CPU has no native bfloat16", self.path.name, self.precision)
         self._local = threading.local()
 
     def run(self, features: dict[str, Any]) -> Any:
