@@ -57,16 +57,25 @@ def load_backend(name: str, model: Any, revision: str, threads: int | None = Non
         return _torch_forward(model)
     if str(model.device) != "cpu":
         raise ConfigError(f"the {name} backend runs on CPU only; the model is on {model.device}: use --backend torch")
-    from retrodistill.inference.onnx import OnnxGraph, OnnxTransformer, input_names
+    from retrodistill.inference.onnx import OnnxTransformer, input_names
 
-    names, module = input_names(model.preprocess(["retrodistill"])), model[0].auto_model
+    names = input_names(model.preprocess(["retrodistill"]))
+    graph = engine_graph(name, model[0].auto_model, names, "last_hidden_state", revision, threads)
+    return OnnxTransformer(model, graph)
+
+
+def engine_graph(
+    name: str, module: Any, names: list[str], output: str, revision: str, threads: int | None = None
+) -> Any:
+    """Transformer ``module`` exported to ONNX and run on engine ``name`` (onnx, onnx-int8, openvino,
+    openvino-bf16): an object whose ``run(features)`` returns ``output`` as a float32 array."""
     if name.startswith("openvino"):
         from retrodistill.inference.openvino import OpenVinoGraph
 
-        graph: Any = OpenVinoGraph(module, names, "last_hidden_state", revision, threads, bf16=name == "openvino-bf16")
-    else:
-        graph = OnnxGraph(module, names, "last_hidden_state", revision, name == "onnx-int8", threads)
-    return OnnxTransformer(model, graph)
+        return OpenVinoGraph(module, names, output, revision, threads, bf16=name == "openvino-bf16")
+    from retrodistill.inference.onnx import OnnxGraph
+
+    return OnnxGraph(module, names, output, revision, name == "onnx-int8", threads)
 
 
 def choose_backend(

@@ -116,18 +116,14 @@ class CrossEncoderTeacher(Teacher):
         """The exported classifier on ``engine`` (one of ``GRAPH_BACKENDS``), built on first use."""
         graphs = self._graphs
         if engine not in graphs:
-            from retrodistill.inference.onnx import OnnxGraph, input_names
+            from retrodistill.inference.backends import engine_graph
+            from retrodistill.inference.onnx import input_names
 
             if self.model.device.type != "cpu":
                 raise ConfigError(f"the {engine} backend runs on CPU only; the model is on {self.model.device}")
             names = input_names(self.model.preprocess([("q", "p")]))
             module, revision = self.model[0].auto_model, model_revision(self.model_id)
-            if engine.startswith("openvino"):
-                from retrodistill.inference.openvino import OpenVinoGraph
-
-                graphs[engine] = OpenVinoGraph(module, names, "logits", revision, bf16=engine == "openvino-bf16")
-            else:
-                graphs[engine] = OnnxGraph(module, names, "logits", revision, engine == "onnx-int8")
+            graphs[engine] = engine_graph(engine, module, names, "logits", revision)
         return graphs[engine]
 
     def _score_graph(self, pairs: list[tuple[str, str]], engine: str) -> list[float]:
