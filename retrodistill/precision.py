@@ -87,24 +87,29 @@ def _cpu_has_bf16() -> bool:
 def bf16_speedup(repeats: int = 5) -> dict[str, float]:
     """Time a MiniLM-sized MLP (512 x 384 -> 1536 -> 384, forward + backward) in float32 and under
     bfloat16 autocast on the CPU: best of ``repeats`` after a warm-up, in seconds, and their ratio
-    ``speedup`` (float32 time / bfloat16 time; above 1 means bfloat16 is faster)."""
+    ``speedup`` (float32 time / bfloat16 time; above 1 means bfloat16 is faster).
+
+    The probe measures the same thing whatever the caller's grad mode: callers resolve precision lazily,
+    often inside ``torch.inference_mode()`` or ``torch.no_grad()``, which it leaves for its own work.
+    """
     import torch
 
-    generator = torch.Generator().manual_seed(0)
-    layers = torch.nn.Sequential(torch.nn.Linear(384, 1536), torch.nn.GELU(), torch.nn.Linear(1536, 384))
-    x = torch.randn(512, 384, generator=generator, requires_grad=True)
+    with torch.inference_mode(False), torch.enable_grad():
+        generator = torch.Generator().manual_seed(0)
+        layers = torch.nn.Sequential(torch.nn.Linear(384, 1536), torch.nn.GELU(), torch.nn.Linear(1536, 384))
+        x = torch.randn(512, 384, generator=generator, requires_grad=True)
 
-    def best(bf16: bool) -> float:
-        times = []
-        for _ in range(repeats + 1):
-            started = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = layers(x)
-            out.float().sum().backward()
-            times.append(time.perf_counter() - started)
-        return min(times[1:])
+        def best(bf16: bool) -> float:
+            times = []
+            for _ in range(repeats + 1):
+                started = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    out = layers(x)
+                out.float().sum().backward()
+                times.append(time.perf_counter() - started)
+            return min(times[1:])
 
-    float32, bfloat16 = best(False), best(True)
+        float32, bfloat16 = best(False), best(True)
     return {"float32_s": float32, "bfloat16_s": bfloat16, "speedup": float32 / bfloat16}
 
 

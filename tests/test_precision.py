@@ -70,6 +70,16 @@ def test_the_probe_times_both_precisions_and_reports_their_ratio():
     assert result["speedup"] == pytest.approx(result["float32_s"] / result["bfloat16_s"])
 
 
+@pytest.mark.parametrize("mode", ["inference_mode", "no_grad"])
+def test_the_probe_measures_from_inside_a_callers_no_grad_block(mode):
+    import torch
+
+    with getattr(torch, mode)():  # teachers resolve their dtype lazily inside their forward's block
+        result = precision.bf16_speedup(repeats=1)
+        assert not torch.is_grad_enabled()  # the caller's mode is back once the probe returns
+    assert result["float32_s"] > 0 and result["bfloat16_s"] > 0
+
+
 def test_the_probe_verdict_is_kept_per_machine_and_a_bad_file_is_measured_again(monkeypatch, tmp_path, request):
     request.addfinalizer(precision.cpu_bf16_pays.cache_clear)  # no patched verdict outlives the test
     monkeypatch.setenv("RETRODISTILL_CACHE", str(tmp_path))
