@@ -70,17 +70,25 @@ def main() -> None:
 
 def _seed_from_default(config: Any, default: Any) -> None:
     """Copy the default run's stores that this variant would compute again: the query store when both
-    generate, and each teacher's store when the teacher, the corpus and the candidate settings are the same
-    (store keys are (query, passage), so a variant reads only the pairs it asks for)."""
+    write the same queries (the same model, template and sampler: the fields a query store's spec records),
+    and each teacher's store when, besides that, the teacher, the corpus and the candidate settings are the
+    same. Store keys are (query id, passage) and a generated query's id is its source passage and sample,
+    so scores of another template's queries would be read as this one's; a variant reads only the pairs
+    it asks for."""
     work, root = Path(config.work_dir), Path(default.work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    fields = ("model", "gguf_file", "template", "seed", "max_new_tokens", "temperature", "top_p", "max_passage_tokens")
+    mine_gen, base_gen = config.generate, default.generate
+    same_queries = (mine_gen is None and base_gen is None) or (
+        mine_gen is not None
+        and base_gen is not None
+        and all(getattr(mine_gen, f) == getattr(base_gen, f) for f in fields)
+    )
     copies = []
-    if config.generate is not None and default.generate is not None:
+    if same_queries and mine_gen is not None:
         copies.append((root / "queries.sqlite", work / "queries.sqlite"))
-    same = ("train_dataset", "generate", "candidates", "depth", "force_positives")
-    if all((getattr(config, k) is None) == (getattr(default, k) is None) for k in same[1:2]) and all(
-        getattr(config, k) == getattr(default, k) for k in (same[0], *same[2:])
-    ):
+    same = ("train_dataset", "candidates", "depth", "force_positives")
+    if same_queries and all(getattr(config, k) == getattr(default, k) for k in same):
         mine = dict(zip(config.teachers, config.member_store_paths(), strict=True))
         for spec, path in zip(default.teachers, default.member_store_paths(), strict=True):
             if spec in mine:
