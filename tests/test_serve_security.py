@@ -4,6 +4,7 @@ the key, the per-request cost budget and re-ranking limits, slow senders, and th
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from retrodistill.errors import DataError
 from retrodistill.index.store import DocStore, write_doc_store
 from retrodistill.serve.app import create_app
 from retrodistill.serve.guard import scrub_paths, scrub_text
+from retrodistill.serve.protocol import HEAD_LIMIT, http_protocol
 from retrodistill.serve.service import SearchService
 from retrodistill.serve.settings import ServeSettings
 
@@ -280,7 +282,7 @@ def test_connection_limit_answers_503(slice_data, service):  # noqa: F811
     defaults = ServeSettings(index_dir="x").uvicorn_options()
     assert defaults["limit_concurrency"] == 256 and defaults["backlog"] == 512
     assert defaults["timeout_keep_alive"] == 5 and defaults["h11_max_incomplete_event_size"] == 16384
-    assert defaults["http"] == "h11"  # the cap holds even where httptools is installed
+    assert defaults["http"] is http_protocol()  # never uvicorn's "auto": its httptools has no head cap
     head = RAW_HEAD.replace(f"X-API-Key: {KEY}\r\n".encode(), b"")
     with LiveServer(create_app(settings, service=service), settings) as live:
         # uvicorn refuses a request once connections >= the limit: 3 held bodies + this one = 4
@@ -293,6 +295,53 @@ def test_connection_limit_answers_503(slice_data, service):  # noqa: F811
         finally:
             for sock in held:
                 sock.close()
+
+
+# 6b. the request head is capped whichever parser runs (httptools buffers a header until it ends)
+
+
+@pytest.mark.parametrize("parser", ["default", "h11"])
+def test_an_oversized_head_is_refused_and_pipelining_still_works(slice_data, service, parser):  # noqa: F811
+    _, index_dir, *_ = slice_data
+    settings = ServeSettings(index_dir=str(index_dir))
+    if parser == "default":
+        assert importlib.util.find_spec("httptools") is not None, "the serve extra installs httptools"
+        assert http_protocol() != "h11"
+    live = LiveServer(create_app(settings, service=service), settings)
+    if parser == "h11":
+        live.server.config.http = "h11"
+    with live:
+        # one endless header, sent in pieces: refused once the head passes the cap, and closed
+        sock = socket.create_connection(("127.0.0.1", live.port), timeout=30)
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ")
+            for _ in range(2 * HEAD_LIMIT // 4096):
+                try:
+                    sock.sendall(b"a" * 4096)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            data, closed = read_until_closed(sock)
+        finally:
+            sock.close()
+        assert data.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), data[:200]
+        assert closed, "the server must close a connection whose head is over the cap"
+        if parser == "default":
+            assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"].startswith("request head")
+        # under the cap, and two requests pipelined in one send (a body near the cap, then a GET): both answered
+        pad = b"X-Pad: " + b"a" * (HEAD_LIMIT // 2) + b"\r\n"
+        body = json.dumps({"queries": [text(1800)] * 8, "k": 1}).encode()  # 14 KiB, inside the cost budget
+        first = (
+            b"POST /search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + pad
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )  # fmt: skip
+        second = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + pad + b"Connection: close\r\n\r\n"
+        sock = socket.create_connection(("127.0.0.1", live.port), timeout=60)
+        try:
+            sock.sendall(first + second)
+            data, closed = read_until_closed(sock)
+        finally:
+            sock.close()
+        assert data.count(b"HTTP/1.1 200") == 2 and closed, data[:300]
 
 
 # 7. the load-time probe: /ready only when every part answered

@@ -155,13 +155,16 @@ class ServeSettings(BaseModel):
         return data
 
     def uvicorn_options(self) -> dict[str, Any]:
-        """Connection limits for ``uvicorn.run`` / ``uvicorn.Config`` (the body deadline is the app's)."""
+        """Connection limits for ``uvicorn.run`` / ``uvicorn.Config`` (the body deadline is the app's) and
+        the HTTP parser: httptools with a head cap where installed, else h11 (same cap)."""
+        from retrodistill.serve.protocol import HEAD_LIMIT, http_protocol
+
         return {
             "limit_concurrency": self.limit_concurrency,
             "backlog": self.backlog,
             "timeout_keep_alive": self.timeout_keep_alive,
-            "h11_max_incomplete_event_size": 16 * 1024,
+            "h11_max_incomplete_event_size": HEAD_LIMIT,
             "timeout_graceful_shutdown": 10,
-            # h11 always: the cap above is h11's, and uvicorn's "auto" takes httptools (no cap) when installed
-            "http": "h11",
+            # never uvicorn's "auto": its httptools protocol has no cap on the request head; this one has
+            "http": http_protocol(),
         }
