@@ -63,6 +63,8 @@ class MicroBatcher(Generic[T, R]):
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
         for item, future in zip(items, futures, strict=True):
             self._queue.put_nowait((item, future))
+        if len(futures) == 1:  # the common case, without gather's extra future and loop turn
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
     def _drain(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:

@@ -100,8 +100,9 @@ class Guard:
             nonlocal seen, done
             if done:
                 return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            try:  # asyncio.timeout, not wait_for: no task per receive
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise BodyTimeout(self.body_timeout) from None
             if message["type"] == "http.request":
