@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -239,6 +240,8 @@ def machine() -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "load_average_start": os.getloadavg(),
+        "http_parser": "httptools (head-capped)" if importlib.util.find_spec("httptools") else "h11",
+        "event_loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         "note": "2 shared cores; other jobs (model training, tests) ran at the same time and the load "
         "generator shares the cores with the server: absolute numbers are pessimistic and noisy",
     }
@@ -370,7 +373,8 @@ def markdown(r: dict) -> str:
         "# Serving benchmark (SciFact test, flat index, all-MiniLM-L6-v2, 127.0.0.1)",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} thread(s) for torch "
-        f"and ONNX Runtime), Python {m['python']}. Load average {m['load_average_start'][0]:.1f} at start, "
+        f"and ONNX Runtime), Python {m['python']}, server on {m.get('http_parser', 'h11')} and "
+        f"{m.get('event_loop', 'asyncio')}. Load average {m['load_average_start'][0]:.1f} at start, "
         f"{m['load_average_end'][0]:.1f} at end; the load generator shares the cores with the server.",
         "",
         "| system | nDCG@10 | "
