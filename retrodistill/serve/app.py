@@ -306,5 +306,8 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """For ``uvicorn --factory retrodistill.serve.app:app_from_env`` with RETRODISTILL_INDEX_DIR etc. set."""
+    """For ``uvicorn --factory retrodistill.serve.app:app_from_env`` with RETRODISTILL_INDEX_DIR etc. set.
+    uvicorn's own command line then sets the connection limits; add ``--http h11
+    --h11-max-incomplete-event-size 16384`` to keep the request-head cap (its httptools has none).
+    ``retrodistill serve`` sets all of these itself (``ServeSettings.uvicorn_options``)."""
     return create_app(ServeSettings.from_env())
