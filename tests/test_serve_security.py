@@ -323,7 +323,8 @@ def test_an_oversized_head_is_refused_and_pipelining_still_works(slice_data, ser
             data, closed = read_until_closed(sock)
         finally:
             sock.close()
-        assert data.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), data[:200]
+        # the status tells which parser answered: the capped httptools protocol 431, h11's own cap 400
+        assert data.startswith(b"HTTP/1.1 431" if parser == "default" else b"HTTP/1.1 400"), data[:200]
         assert closed, "the server must close a connection whose head is over the cap"
         if parser == "default":
             assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"].startswith("request head")
